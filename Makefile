@@ -1,0 +1,28 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test`.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+# torch is installed first and pinned: a bare `torch` requirement would pull a newer multi-GB CUDA build.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test lint benchmark
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/lcnet-yolo demo
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests
+
+benchmark: install
+	$(VENV)/bin/lcnet-yolo benchmark
