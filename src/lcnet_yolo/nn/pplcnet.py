@@ -133,9 +133,16 @@ def check_scale(scale: float) -> float:
     return value
 
 
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
 def _check_block_indices(name: str, indices: Iterable[int] | None, default: tuple[int, ...]) -> frozenset[int]:
     if indices is None:
         return frozenset(default)
+    if isinstance(indices, (str, bytes)) or not isinstance(indices, Iterable):
+        raise ValueError(f"{name} must be a sequence of block indices 0..{NUM_BLOCKS - 1}, got {indices!r}")
     indices = frozenset(indices)
     bad = sorted(i for i in indices if not isinstance(i, int) or not 0 <= i < NUM_BLOCKS)
     if bad:
@@ -180,6 +187,11 @@ class PPLCNet(nn.Module):
         self.scale = check_scale(scale)
         if act not in ACTIVATIONS:
             raise ValueError(f"activation {act!r} is not supported; choose one of {', '.join(ACTIVATIONS)}")
+        _check_int("num_classes", num_classes, minimum=0)
+        _check_int("class_expand", class_expand, minimum=1)
+        _check_int("in_chans", in_chans, minimum=1)
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         se = _check_block_indices("se_blocks", se_blocks, DEFAULT_SE_BLOCKS)
         large = _check_block_indices("large_kernel_blocks", large_kernel_blocks, DEFAULT_LARGE_KERNEL_BLOCKS)
         self.arch = {"act": act, "se_blocks": sorted(se), "large_kernel_blocks": sorted(large)}
@@ -202,7 +214,7 @@ class PPLCNet(nn.Module):
 
         self.features_only = features_only
         if features_only:
-            out_indices = tuple(out_indices)
+            out_indices = tuple(out_indices) if isinstance(out_indices, Iterable) else (out_indices,)
             if not out_indices or any(not isinstance(i, int) or not 0 <= i < len(NET_CONFIG) for i in out_indices):
                 raise ValueError(f"out_indices must be stage indices 0..{len(NET_CONFIG) - 1}, got {out_indices}")
             self.out_indices = out_indices
