@@ -1,0 +1,478 @@
+"""Checkpoints that are safe to load, safe to write and safe to share.
+
+* :func:`safe_load` reads an Ultralytics ``.pt`` checkpoint with ``torch.load(weights_only=True)``: only the
+  tensors, plain containers and the allow-listed model classes of torch, Ultralytics and lcnet-yolo are
+  rebuilt; a pickle that names anything else (``os.system``, ``builtins.eval``, ...) is refused before any of
+  it runs. :func:`load_yolo` gives a ready ``YOLO`` object the same way.
+* :func:`convert` turns a checkpoint into a ``.safetensors`` file (raw tensors plus a JSON metadata block with
+  the model YAML, class names and versions) and :func:`load_safetensors` builds the model back from it.
+* :func:`verify_file` checks that a weights file (``.pt``, ``.safetensors``, ``.onnx``, ``.pdparams``) is whole
+  and raises one :class:`CheckpointError` naming the file when it is not.
+* :class:`AtomicPath` is a ``Path`` whose ``write_bytes`` never leaves a half-written file: a trainer that
+  stores ``last.pt``/``best.pt`` through it keeps the previous checkpoint when it is killed mid-write.
+* :func:`reserve_save_dir` claims a fresh run directory with an atomic ``mkdir``, so two trainings started at
+  the same moment with the same ``project``/``name`` never share one.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import pickle
+import re
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "METADATA_FORMAT",
+    "AtomicPath",
+    "CheckpointError",
+    "allow_our_classes",
+    "convert",
+    "load_safetensors",
+    "load_yolo",
+    "our_classes",
+    "reserve_save_dir",
+    "safe_load",
+    "verify_file",
+]
+
+METADATA_FORMAT = "lcnet-yolo/1"  # value of the "format" key in the metadata of our .safetensors files
+_OUR_MODULES = ("lcnet_yolo.nn.pplcnet", "lcnet_yolo.nn.layers")
+_SAFE_LOAD_LOCK = threading.Lock()
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used: missing, damaged, of an unknown format, or refused as unsafe.
+
+    The message is one line and starts with the file's path.
+    """
+
+
+def _fail(path: str | Path, reason: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {reason}")
+
+
+def _short(error: BaseException, limit: int = 160) -> str:
+    """The first sentence of an exception's message: enough to identify it, no traceback wall."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = re.split(r"(?<=[a-z)])\. ", text)[0]
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _existing_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise _fail(path, "no such file")
+    if not path.is_file():
+        raise _fail(path, "not a file")
+    if path.stat().st_size == 0:
+        raise _fail(path, "the file is empty (0 bytes): an interrupted download or write?")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------- loading
+def our_classes() -> list[type[nn.Module]]:
+    """The ``nn.Module`` classes of lcnet-yolo that a pickled model may contain."""
+    classes = []
+    for module_name in _OUR_MODULES:
+        module = importlib.import_module(module_name)  # ``lcnet_yolo.nn.pplcnet`` is shadowed by a function
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, nn.Module) and obj.__module__ == module_name:
+                classes.append(obj)
+    return classes
+
+
+def allow_our_classes() -> None:
+    """Add our model classes to torch's ``weights_only`` allow-list (process-wide, idempotent).
+
+    After this, Ultralytics' own restricted mode (``ULTRALYTICS_SAFE_LOAD=1`` or
+    ``torch_safe_load(path, safe_only=True)``) accepts checkpoints of models with a PP-LCNet backbone.
+    """
+    known = set(map(id, torch.serialization.get_safe_globals()))
+    missing = [cls for cls in our_classes() if id(cls) not in known]
+    if missing:
+        torch.serialization.add_safe_globals(missing)
+
+
+def _allowed_names() -> set[str]:
+    names = set()
+    for entry in torch.serialization.get_safe_globals():
+        if isinstance(entry, tuple):
+            names.add(entry[1])
+        else:
+            names.add(f"{getattr(entry, '__module__', '')}.{getattr(entry, '__qualname__', '')}")
+    return names
+
+
+def _refused_globals(path: Path) -> list[str]:
+    """Globals the checkpoint's pickle names that are not on the allow-list (best effort, for the message)."""
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a torch zip archive (e.g. a bare pickle): the loader's own error says what it refused
+        return []
+    allowed = _allowed_names()
+    return sorted(name for name in needed if name not in allowed)
+
+
+def safe_load(path: str | Path) -> dict:
+    """Load an Ultralytics ``.pt`` checkpoint without executing code from it.
+
+    The file is read with ``torch.load(weights_only=True)`` through Ultralytics' restricted loader, with our
+    PP-LCNet classes added to the allow-list. Returns the checkpoint dict (``model``/``ema``, ``train_args``, ...).
+
+    Raises:
+        CheckpointError: the file is missing, empty, truncated or corrupted, or its pickle references anything
+            outside the allow-list (nothing from it has run when this is raised).
+    """
+    from ultralytics.nn.tasks import torch_safe_load
+
+    path = _existing_file(path)
+    if path.suffix != ".pt":
+        raise _fail(path, f"expected an Ultralytics checkpoint ending in .pt, not {path.suffix or 'no suffix'!r}")
+    allow_our_classes()
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except TypeError as error:
+        cause = error.__cause__
+        if isinstance(cause, pickle.UnpicklingError):
+            refused = sorted(set(_refused_globals(path) or re.findall(r"GLOBAL ([\w.]+)", str(cause))))
+            if refused:
+                what = f"its pickle references {', '.join(refused)}, which is not an allowed model class"
+            else:
+                detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(cause))
+                reason = detail[1].strip() if detail else "unsupported content"
+                what = f"its pickle is not a plain weights file ({reason})"
+            raise _fail(
+                path,
+                f"refused to load: {what} and could run code. "
+                "Load it with torch.load(weights_only=False) only if you trust where it came from.",
+            ) from None
+        if cause is not None:  # Ultralytics' "empty, truncated or corrupted" (or TorchScript) diagnosis
+            reason = f"not a readable checkpoint: the file is truncated or corrupted ({_short(cause)})"
+            raise _fail(path, reason) from None
+        raise _fail(path, _short(error)) from None
+    except (ModuleNotFoundError, pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile) as error:
+        raise _fail(path, f"not a readable checkpoint ({_short(error)})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
+        raise _fail(path, "not an Ultralytics checkpoint (no 'model' or 'ema' network in it)")
+    return ckpt
+
+
+@contextlib.contextmanager
+def _ultralytics_safe_mode():
+    """Switch Ultralytics' opt-in restricted loading on for the duration (same as ``ULTRALYTICS_SAFE_LOAD=1``)."""
+    from ultralytics.nn import tasks
+
+    with _SAFE_LOAD_LOCK:
+        previous = tasks.SAFE_LOAD
+        tasks.SAFE_LOAD = True
+        try:
+            yield
+        finally:
+            tasks.SAFE_LOAD = previous
+
+
+def load_yolo(path: str | Path):
+    """A ``YOLO`` model from a ``.pt`` or ``.safetensors`` file, loaded without executing code from the file.
+
+    ``.pt`` files are checked by :func:`safe_load` and then opened by ``YOLO`` in Ultralytics' restricted mode,
+    so the object is exactly what ``YOLO(path)`` gives for a trusted file. Other formats go to ``YOLO`` as is.
+    """
+    from ultralytics import YOLO
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    if path.suffix != ".pt":
+        verify_file(path)
+        return YOLO(str(path))
+    safe_load(path)  # clear errors for damaged or refused files
+    allow_our_classes()
+    with _ultralytics_safe_mode():
+        return YOLO(str(path))
+
+
+# -------------------------------------------------------------------------------------------------- safetensors
+def _model_of(ckpt: dict) -> nn.Module:
+    model = ckpt.get("ema") or ckpt.get("model")
+    return model
+
+
+def _backbone_scale(model: nn.Module) -> float | None:
+    from lcnet_yolo.nn.pplcnet import PPLCNet
+
+    for module in model.modules():
+        if isinstance(module, PPLCNet):
+            return module.scale
+    return None
+
+
+def convert(src: str | Path, dst: str | Path | None = None) -> Path:
+    """Convert an Ultralytics ``.pt`` checkpoint into a ``.safetensors`` file; returns its path.
+
+    The tensors are the network's state dict (the EMA weights a checkpoint is evaluated with), stored in their
+    checkpoint precision. The metadata block (JSON strings) holds ``format``, ``model_yaml`` (the full model
+    definition), ``model_name`` (its YAML file name), ``scale`` (the YAML scale letter), ``backbone_scale``
+    (PP-LCNet width), ``nc``, ``names``, ``task``, ``stride``, ``imgsz`` and the lcnet-yolo / Ultralytics /
+    torch versions. The source is read with :func:`safe_load`, so converting an untrusted file is safe too.
+    """
+    import safetensors.torch
+    import ultralytics
+
+    import lcnet_yolo
+
+    src = Path(src)
+    dst = Path(dst) if dst is not None else src.with_suffix(".safetensors")
+    ckpt = safe_load(src)
+    model = _model_of(ckpt)
+    yaml_dict = dict(getattr(model, "yaml", None) or {})
+    if not yaml_dict:
+        raise _fail(src, "the checkpoint's model has no YAML definition to record")
+    names = getattr(model, "names", None) or {i: str(i) for i in range(int(yaml_dict.get("nc", 0)))}
+    names = {int(k): str(v) for k, v in (names.items() if isinstance(names, dict) else enumerate(names))}
+    train_args = ckpt.get("train_args") or {}
+    metadata = {
+        "format": METADATA_FORMAT,
+        "model_yaml": json.dumps(yaml_dict),
+        "model_name": Path(str(yaml_dict.get("yaml_file", ""))).name,
+        "scale": str(yaml_dict.get("scale", "")),
+        "backbone_scale": json.dumps(_backbone_scale(model)),
+        "nc": str(len(names)),
+        "names": json.dumps(names),
+        "task": str(getattr(model, "task", "detect")),
+        "stride": json.dumps([float(s) for s in getattr(model, "stride", torch.tensor([32.0]))]),
+        "imgsz": json.dumps(train_args.get("imgsz")),
+        "lcnet_yolo_version": lcnet_yolo.__version__,
+        "ultralytics_version": ultralytics.__version__,
+        "torch_version": torch.__version__.split("+")[0],
+        "source": src.name,
+    }
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    AtomicPath(dst).write_bytes(safetensors.torch.save(tensors, metadata=metadata))
+    return dst
+
+
+def _check_activation(spec: str) -> None:
+    """Accept only ``nn.X(literals)`` / ``torch.nn.X(literals)``: Ultralytics ``eval``s this YAML field."""
+    try:
+        call = ast.parse(spec.strip(), mode="eval").body
+        assert isinstance(call, ast.Call)
+        dotted = ast.unparse(call.func)
+        assert re.fullmatch(r"(torch\.)?nn\.[A-Za-z_]\w*", dotted)
+        assert issubclass(getattr(nn, dotted.rsplit(".", 1)[1]), nn.Module)
+        for arg in [*call.args, *(kw.value for kw in call.keywords)]:
+            ast.literal_eval(arg)
+    except Exception as error:
+        raise ValueError(f"activation {spec!r} is not a torch.nn layer with literal arguments") from error
+
+
+def _check_model_yaml(cfg: dict) -> None:
+    """Refuse a model definition that would make Ultralytics' ``parse_model`` call anything but layer classes."""
+    from ultralytics.nn import tasks
+
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("backbone"), list) or not isinstance(cfg.get("head"), list):
+        raise ValueError("model_yaml has no 'backbone' and 'head' lists")
+    if "activation" in cfg:
+        _check_activation(str(cfg["activation"]))
+    for row in cfg["backbone"] + cfg["head"]:
+        if not (isinstance(row, list) and len(row) == 4 and isinstance(row[2], str)):
+            raise ValueError(f"model_yaml row {row!r} is not [from, repeats, module, args]")
+        name = row[2]
+        if name.startswith("nn."):
+            layer = getattr(nn, name[3:], None)
+        elif name.startswith("torchvision.ops."):
+            layer = getattr(importlib.import_module("torchvision").ops, name[16:], None)
+        else:
+            layer = vars(tasks).get(name)
+        if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
+            raise ValueError(f"model_yaml names {name!r}, which is not a known layer class")
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise _fail(path, f"not a readable .safetensors file: truncated or corrupted ({_short(error)})") from None
+    return tensors, metadata
+
+
+def load_safetensors(path: str | Path):
+    """Build the model recorded in a :func:`convert`-ed ``.safetensors`` file and load its tensors; returns ``YOLO``.
+
+    The model is rebuilt from the metadata's YAML (after checking that it names only layer classes and a plain
+    ``torch.nn`` activation), the tensors are loaded strictly, and class names come from the metadata. The
+    returned object predicts, validates, exports and fine-tunes like ``YOLO("best.pt")``.
+    """
+    import yaml
+    from ultralytics import YOLO
+
+    path = _existing_file(path)
+    tensors, metadata = _read_safetensors(path)
+    if metadata.get("format") != METADATA_FORMAT:
+        raise _fail(path, f"no lcnet-yolo metadata (format {metadata.get('format')!r}); write it with convert()")
+    try:
+        cfg = json.loads(metadata["model_yaml"])
+        names = {int(k): str(v) for k, v in json.loads(metadata["names"]).items()}
+        _check_model_yaml(cfg)
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        raise _fail(path, f"invalid metadata: {_short(error)}") from None
+    task = metadata.get("task", "detect")
+    model_name = Path(metadata.get("model_name") or "model.yaml").name
+    if not model_name.endswith((".yaml", ".yml")):
+        model_name += ".yaml"
+    cfg = {k: v for k, v in cfg.items() if k not in {"yaml_file", "ch"}}
+    with tempfile.TemporaryDirectory() as tmp:  # YOLO builds models from YAML files; the file name keeps the scale
+        yaml_path = Path(tmp) / model_name
+        yaml_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        yolo = YOLO(str(yaml_path), task=task)
+    model = yolo.model
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        raise _fail(path, f"the tensors do not fit the recorded model ({_short(error, 200)})") from None
+    model.float().eval()
+    model.names = names
+    model.yaml["yaml_file"] = model_name
+    model.pt_path = str(path)
+    yolo.ckpt = {"model": model, "train_args": {}}  # so YOLO.train fine-tunes from these weights
+    yolo.ckpt_path = str(path)
+    yolo.overrides["model"] = yolo.model_name = str(path)
+    return yolo
+
+
+# ---------------------------------------------------------------------------------------------------- integrity
+def verify_file(path: str | Path) -> str:
+    """Check that a weights file is complete and readable; return its format (``pt``, ``safetensors``, ...).
+
+    ``.pt`` goes through :func:`safe_load`, ``.safetensors`` through ``safe_open`` (all tensors are read),
+    ``.onnx`` through ``onnx.load`` and the ONNX checker, ``.pdparams`` through :mod:`lcnet_yolo.weights`.
+
+    Raises:
+        CheckpointError: one line, naming the file and what is wrong with it.
+    """
+    path = _existing_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".pt":
+        safe_load(path)
+        return "pt"
+    if suffix == ".safetensors":
+        _read_safetensors(path)
+        return "safetensors"
+    if suffix == ".onnx":
+        import onnx
+
+        try:
+            onnx.checker.check_model(onnx.load(str(path)))
+        except Exception as error:  # DecodeError, ValidationError, ...: all mean the same to a user
+            raise _fail(path, f"not a readable ONNX model: truncated or corrupted ({_short(error)})") from None
+        return "onnx"
+    if suffix == ".pdparams":
+        try:
+            weights = importlib.import_module("lcnet_yolo.weights")
+        except ImportError:
+            raise _fail(path, "reading .pdparams needs lcnet_yolo.weights, which is not installed") from None
+        reader = getattr(weights, "read_pdparams", None) or getattr(weights, "load_pdparams", None)
+        if reader is None:
+            raise _fail(path, "lcnet_yolo.weights has no .pdparams reader")
+        try:
+            reader(path)
+        except CheckpointError:
+            raise
+        except Exception as error:
+            raise _fail(path, f"not a readable .pdparams file: truncated or corrupted ({_short(error)})") from None
+        return "pdparams"
+    known = ".pt, .safetensors, .onnx or .pdparams"
+    raise _fail(path, f"unknown weights format {suffix or '(no suffix)'!r}; expected {known}")
+
+
+# ------------------------------------------------------------------------------------------------------- writing
+class AtomicPath(type(Path())):
+    """A ``Path`` whose ``write_bytes``/``write_text`` replace the file atomically.
+
+    The data goes to a temporary file in the same folder, is flushed and fsynced, and is then moved over the
+    target with ``os.replace``: a reader (or a resumed run) sees the old file or the new one, never a prefix.
+    Paths derived from it (``/``, ``with_name``) are ``AtomicPath`` too.
+    """
+
+    def write_bytes(self, data) -> int:
+        view = memoryview(data)
+        mode = self.stat().st_mode & 0o777 if self.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(dir=self.parent, prefix=f".{self.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, mode)  # mkstemp creates 0600 files; keep the permissions a plain write would give
+            with os.fdopen(fd, "wb") as f:
+                f.write(view)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.parent)
+        return view.nbytes
+
+    def write_text(self, data: str, encoding: str | None = None, errors: str | None = None, newline=None) -> int:
+        if newline is not None:
+            data = data.replace("\n", newline)
+        self.write_bytes(data.encode(encoding or "utf-8", errors or "strict"))
+        return len(data)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def reserve_save_dir(cfg: Any = None, overrides: dict | None = None) -> Path:
+    """Create and return a run directory no other process has, named as Ultralytics would name it.
+
+    ``project``/``name``/``exist_ok``/``task``/``mode`` are read from ``cfg``/``overrides`` exactly as the
+    trainer reads them. With ``exist_ok=True`` (or an explicit ``save_dir``) that directory is used as is.
+    Otherwise ``name``, ``name-2``, ``name-3`` ... are tried with ``os.mkdir``, which fails if the directory
+    exists, so of two processes racing for the same name exactly one gets it. Pass the result to the trainer
+    as the ``save_dir`` override.
+    """
+    from ultralytics.cfg import get_cfg, get_save_dir
+    from ultralytics.utils import DEFAULT_CFG
+
+    args = get_cfg(cfg if cfg is not None else DEFAULT_CFG, overrides)
+    if getattr(args, "save_dir", None):
+        save_dir = Path(args.save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+        return save_dir.resolve()
+    base = get_save_dir(SimpleNamespace(**{**vars(args), "exist_ok": True}))  # project/name, not incremented
+    if args.exist_ok:
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            os.mkdir(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise RuntimeError(f"{base}: no free run directory name among {base.name}, {base.name}-2 ... {base.name}-9999")
