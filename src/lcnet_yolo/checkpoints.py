@@ -38,6 +38,7 @@ __all__ = [
     "METADATA_FORMAT",
     "AtomicPath",
     "CheckpointError",
+    "ReliableTrainerMixin",
     "allow_our_classes",
     "convert",
     "load_safetensors",
@@ -45,6 +46,7 @@ __all__ = [
     "our_classes",
     "reserve_save_dir",
     "safe_load",
+    "trim_results_csv",
     "verify_file",
 ]
 
@@ -476,3 +478,54 @@ def reserve_save_dir(cfg: Any = None, overrides: dict | None = None) -> Path:
             continue
         return candidate
     raise RuntimeError(f"{base}: no free run directory name among {base.name}, {base.name}-2 ... {base.name}-9999")
+
+
+def trim_results_csv(csv: str | Path, completed_epochs: int) -> int:
+    """Keep the header and the rows of epochs ``1..completed_epochs`` of a ``results.csv``; return rows kept.
+
+    Ultralytics appends an epoch's row to ``results.csv`` before it saves that epoch's ``last.pt``, so a run
+    killed in between resumes that epoch and would write its row twice; a kill mid-append leaves a broken line.
+    Call this with the number of epochs ``last.pt`` holds when resuming (the file is rewritten atomically).
+    """
+    csv = Path(csv)
+    if not csv.is_file():
+        return 0
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return 0
+    header, kept = lines[0], []
+    width = len(header.split(","))
+    for line in lines[1:]:
+        fields = line.split(",")
+        try:
+            epoch = int(float(fields[0]))
+        except ValueError:
+            continue
+        if len(fields) == width and epoch <= completed_epochs and all(f.strip() for f in fields):
+            kept.append(line)
+    AtomicPath(csv).write_text("\n".join([header, *kept]) + "\n")
+    return len(kept)
+
+
+class ReliableTrainerMixin:
+    """Mix into an Ultralytics trainer (``class T(ReliableTrainerMixin, DetectionTrainer)``) for safe runs.
+
+    * the run directory is claimed with :func:`reserve_save_dir` (no two runs share one);
+    * ``last.pt``/``best.pt`` are written through :class:`AtomicPath` (a kill never leaves half a file);
+    * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows).
+    """
+
+    def __init__(self, cfg=None, overrides: dict | None = None, _callbacks=None):
+        from ultralytics.utils import DEFAULT_CFG
+
+        cfg = DEFAULT_CFG if cfg is None else cfg
+        overrides = dict(overrides or {})
+        if not overrides.get("resume") and not overrides.get("save_dir"):
+            overrides["save_dir"] = str(reserve_save_dir(cfg, overrides))
+        super().__init__(cfg, overrides, _callbacks)
+        self.last, self.best = AtomicPath(self.last), AtomicPath(self.best)
+
+    def resume_training(self, ckpt) -> None:
+        super().resume_training(ckpt)
+        if ckpt is not None and self.resume:
+            trim_results_csv(self.csv, self.start_epoch)
