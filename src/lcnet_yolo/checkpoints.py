@@ -144,6 +144,7 @@ def safe_load(path: str | Path) -> dict:
     path = _existing_file(path)
     if path.suffix != ".pt":
         raise _fail(path, f"expected an Ultralytics checkpoint ending in .pt, not {path.suffix or 'no suffix'!r}")
+    _check_zip_crcs(path)
     allow_our_classes()
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
@@ -166,11 +167,26 @@ def safe_load(path: str | Path) -> dict:
             reason = f"not a readable checkpoint: the file is truncated or corrupted ({_short(cause)})"
             raise _fail(path, reason) from None
         raise _fail(path, _short(error)) from None
-    except (ModuleNotFoundError, pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile) as error:
-        raise _fail(path, f"not a readable checkpoint ({_short(error)})") from None
+    except (ModuleNotFoundError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as error:
+        # OSError: Ultralytics' safe mode scans the archive before loading and lets the scanner's error through
+        reason = f"not a readable checkpoint: the file is truncated or corrupted ({_short(error)})"
+        raise _fail(path, reason) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
         raise _fail(path, "not an Ultralytics checkpoint (no 'model' or 'ema' network in it)")
     return ckpt
+
+
+def _check_zip_crcs(path: Path) -> None:
+    """Compare every member of a ``torch.save`` archive with its CRC-32; ``torch.load`` skips this for tensors."""
+    if not zipfile.is_zipfile(path):
+        return  # a bare pickle (legacy format, or not a checkpoint at all): the loader reports it
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise _fail(path, f"not a readable checkpoint: the file is truncated or corrupted ({_short(error)})") from None
+    if bad is not None:
+        raise _fail(path, f"corrupted: the checksum of {bad!r} inside the archive does not match")
 
 
 @contextlib.contextmanager
