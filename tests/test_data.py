@@ -242,7 +242,8 @@ def test_split_counts_on_disk_equal_the_manifest(neon_env):
         assert [p.stem for p in images] == sorted(labels)
         assert len(images) == manifest["splits"][split]["images"] > 0
         assert sum(len(rows) for rows in labels.values()) == manifest["splits"][split]["boxes"]
-    assert {"OSBS_029", "SOAP_061"} <= {p.stem for p in (neon_env / "images" / "val").glob("*.png")}
+    val_labels = _label_rows(neon_env, "val")
+    assert (len(val_labels["OSBS_029"]), len(val_labels["SOAP_061"])) == (61, 37)  # whole images, every box kept
 
 
 @pytest.mark.slow
@@ -346,6 +347,28 @@ def test_damaged_cache_is_rebuilt_to_the_same_files(neon_env, deepforest_wheel, 
     assert verify_dataset(copy) is None
     assert read_manifest(copy)["files"] == original["files"]  # deterministic build
     assert yaml.safe_load((copy / "data.yaml").read_text())["path"] == str(copy.resolve())
+
+
+@pytest.mark.slow
+def test_damaged_cached_wheel_is_downloaded_again(deepforest_wheel, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(data.HOME_ENV, str(tmp_path))
+    monkeypatch.delenv(data.WHEEL_ENV, raising=False)
+    cached = tmp_path / "downloads" / data.DEEPFOREST_WHEEL_NAME
+    cached.parent.mkdir()
+    cached.write_bytes(deepforest_wheel.read_bytes()[:100_000])  # an interrupted download
+    calls = []
+
+    def fake_pip(dest):
+        calls.append(dest)
+        shutil.copy(deepforest_wheel, dest / data.DEEPFOREST_WHEEL_NAME)
+        return subprocess.CompletedProcess([], 0, "", "")
+
+    monkeypatch.setattr(data, "_run_pip_download", fake_pip)
+    assert data.fetch_deepforest_wheel() == cached
+    assert len(calls) == 1 and cached.stat().st_size == deepforest_wheel.stat().st_size
+    out = capsys.readouterr().out
+    assert "is damaged" in out and f"downloaded {data.DEEPFOREST_WHEEL_NAME} (20.6 MB)" in out
+    assert data.fetch_deepforest_wheel() == cached and len(calls) == 1  # reused
 
 
 @pytest.mark.slow
