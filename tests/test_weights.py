@@ -22,7 +22,7 @@ from lcnet_yolo.weights import (
     read_pdparams,
 )
 
-TIMM_SCALES = {"lcnet_050": 0.5, "lcnet_075": 0.75, "lcnet_100": 1.0}
+TIMM_SCALES = {"lcnet_035": 0.35, "lcnet_050": 0.5, "lcnet_075": 0.75, "lcnet_100": 1.0, "lcnet_150": 1.5}
 TIMM_STAGE_OF_OURS = (1, 2, 4, 5)  # timm stages whose outputs are our blocks3, blocks4, blocks5, blocks6
 HEAD_KEYS = ["fc.bias", "fc.weight", "last_conv.weight"]
 
@@ -89,6 +89,7 @@ def timm_parity(name: str, tmp_dir, batch: int = 2, size: int = 96) -> dict[str,
     load_pretrained(features, path)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
+        assert source(x).std() > 1e-2  # non-degenerate outputs, so a zero difference means something
         diffs = {"logits": (ours(x) - source(x)).abs().max().item()}
         stages = ("blocks3", "blocks4", "blocks5", "blocks6")
         for stage, a, b in zip(stages, features(x), timm_stage_outputs(source, x), strict=True):
@@ -363,3 +364,22 @@ def test_pickled_modules_are_refused_by_the_weights_only_reader(tmp_path):
     torch.save(PPLCNet(0.25), path)
     with pytest.raises(WeightsError, match=r"whole_model\.pt.*not only tensors"):
         load_pretrained(PPLCNet(0.25), path)
+
+
+def test_detector_backbone_loads_after_ultralytics_set_batchnorm_eps(tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+
+    source, _ = our_model_state(0.5, seed=11)
+    path = tmp_path / "PPLCNet_x0_5_pretrained.pdparams"
+    path.write_bytes(pickle.dumps(to_paddle_params(source), protocol=4))
+    detector = DetectionModel("yolov8n-pplcnet.yaml", verbose=False).eval()
+    backbone = detector.model[0]
+    assert {m.eps for m in detector.modules() if isinstance(m, nn.BatchNorm2d)} == {1e-3}  # Ultralytics' init
+    report = load_pretrained(detector, path)
+    assert report.complete and sorted(report.skipped) == HEAD_KEYS
+    assert any("submodule 'model.0'" in note for note in report.notes)
+    assert {m.eps for m in backbone.modules() if isinstance(m, nn.BatchNorm2d)} == {1e-5}
+    assert {m.eps for m in detector.model[1:].modules() if isinstance(m, nn.BatchNorm2d)} == {1e-3}  # not ours
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(backbone(x)[-1], source.forward_features(x))

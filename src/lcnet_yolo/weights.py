@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lcnet_yolo.nn.pplcnet import NET_CONFIG, SCALES, make_divisible
+from lcnet_yolo.nn.pplcnet import NET_CONFIG, SCALES, PPLCNet, make_divisible
 
 __all__ = [
     "PRETRAINED_BN_EPS",
@@ -367,6 +367,17 @@ def _strict_error(report: LoadReport) -> WeightsError:
     return WeightsError("\n".join(lines))
 
 
+def _find_backbone(model: nn.Module) -> tuple[str, nn.Module]:
+    """``model`` itself if it is a PP-LCNet (or not a container of one), else its only PP-LCNet submodule."""
+    if isinstance(model, PPLCNet):
+        return "", model
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, PPLCNet)]
+    if len(found) > 1:
+        names = ", ".join(name for name, _ in found)
+        raise WeightsError(f"the model holds {len(found)} PP-LCNet modules ({names}); pass the one to load into")
+    return found[0] if found else ("", model)
+
+
 def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
     """Load PaddleClas, timm or lcnet-yolo PP-LCNet weights into ``model`` and say what was done.
 
@@ -376,9 +387,11 @@ def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> 
     skipped, not errors, for a model without that head (``features_only``, ``PPLCNetBackbone``,
     ``num_classes=0``). Every BatchNorm that receives weights gets ``eps=1e-5``, the value they were trained
     with. PaddleClas' inference-time dropout scaling is folded into ``fc.weight`` (``p = model.dropout_rate``).
+    A model that contains one PP-LCNet (an Ultralytics detector built from our YAMLs) loads into that module.
     """
     path = _existing_file(path)
     raw = read_checkpoint(path)
+    submodule, model = _find_backbone(model)
     fmt = _detect_format(raw)
     notes = []
     if fmt == "paddleclas":
@@ -395,6 +408,8 @@ def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> 
     target = model.state_dict()
     model_scale = getattr(model, "scale", None) or _scale_of(target)
     report = LoadReport(str(path), fmt, _scale_of(state), model_scale, notes=notes)
+    if submodule:
+        report.notes.append(f"loaded into the model's PP-LCNet submodule '{submodule}'")
     has_module = {prefix: any(k.startswith(prefix) for k in target) for prefix in HEAD_PREFIXES}
     to_load = {}
     for key, value in state.items():
