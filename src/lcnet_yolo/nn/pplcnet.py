@@ -10,7 +10,7 @@ Deviations and choices, stated once:
 
 * The stem has BatchNorm and the 1280-channel ``last_conv`` has no bias, as in PaddleClas (a popular
   PyTorch snippet of PP-LCNet drops the stem BN and adds that bias; timm's ``lcnet_*`` keep the BN but add
-  the bias: :mod:`lcnet_yolo.weights` reports and handles it).
+  the bias: ``head_bias=True`` keeps it, and :mod:`lcnet_yolo.weights` reports it when it is dropped).
 * The SE bottleneck is ``C // 4`` channels without rounding, as in PaddleClas (timm rounds it to a multiple
   of 8, which only differs for x0.35).
 * PaddleClas uses ``Dropout(mode="downscale_in_infer")`` before ``fc``: at inference it multiplies by
@@ -167,6 +167,7 @@ class PPLCNet(nn.Module):
         out_indices: stages to return in feature mode, 0..4 = ``blocks2`` … ``blocks6`` (strides 2..32);
             the default (1, 2, 3, 4) gives strides 4, 8, 16, 32.
         in_chans: input channels (3 for RGB).
+        head_bias: give ``last_conv`` a bias, as timm's ``lcnet_*`` have (PaddleClas has none).
     """
 
     def __init__(
@@ -182,6 +183,7 @@ class PPLCNet(nn.Module):
         features_only: bool = False,
         out_indices: Sequence[int] = (1, 2, 3, 4),
         in_chans: int = 3,
+        head_bias: bool = False,
     ):
         super().__init__()
         self.scale = check_scale(scale)
@@ -223,7 +225,7 @@ class PPLCNet(nn.Module):
         self.dropout_rate = dropout
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         if use_last_conv:
-            self.last_conv = nn.Conv2d(self.num_features, class_expand, 1, bias=False)
+            self.last_conv = nn.Conv2d(self.num_features, class_expand, 1, bias=head_bias)
             self.act = ACTIVATIONS[act]()
             self.dropout = nn.Dropout(dropout)
             self.head_hidden_size = class_expand
