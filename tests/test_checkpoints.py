@@ -208,10 +208,18 @@ def whole_files(best_pt, tmp_path_factory) -> dict[str, Path]:
     )
     onnx_path = root / "tiny.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(onnx_path))
-    return {"pt": best_pt, "safetensors": convert(best_pt, root / "best.safetensors"), "onnx": onnx_path}
+    pdparams = root / "PPLCNet_x0_25_pretrained.pdparams"  # what Paddle writes: a pickled dict of numpy arrays
+    arrays = {"conv1.conv.weight": np.ones((8, 3, 3, 3), np.float32), "conv1.bn._mean": np.zeros(8, np.float32)}
+    pdparams.write_bytes(pickle.dumps(arrays, protocol=2))
+    return {
+        "pt": best_pt,
+        "safetensors": convert(best_pt, root / "best.safetensors"),
+        "onnx": onnx_path,
+        "pdparams": pdparams,
+    }
 
 
-@pytest.mark.parametrize("fmt", ["pt", "safetensors", "onnx"])
+@pytest.mark.parametrize("fmt", ["pt", "safetensors", "onnx", "pdparams"])
 @pytest.mark.parametrize("keep", [0.0, 0.01, 0.5, 0.99])
 def test_a_truncated_weights_file_gives_one_clear_error_naming_it(whole_files, tmp_path, fmt, keep):
     whole = whole_files[fmt]
@@ -222,7 +230,7 @@ def test_a_truncated_weights_file_gives_one_clear_error_naming_it(whole_files, t
     with pytest.raises(CheckpointError) as caught:
         verify_file(damaged)
     message = _one_line_naming(caught.value, damaged)
-    assert ("empty (0 bytes)" if keep == 0 else "truncated or corrupted") in message
+    assert ("empty (0 bytes)" if keep == 0 else "truncated or corrupt") in message
 
 
 def test_zeroed_bytes_inside_a_checkpoint_are_caught_by_their_checksums(whole_files, tmp_path):

@@ -402,19 +402,13 @@ def verify_file(path: str | Path) -> str:
             raise _fail(path, f"not a readable ONNX model: truncated or corrupted ({_short(error)})") from None
         return "onnx"
     if suffix == ".pdparams":
+        from lcnet_yolo.weights import read_pdparams
+
         try:
-            weights = importlib.import_module("lcnet_yolo.weights")
-        except ImportError:
-            raise _fail(path, "reading .pdparams needs lcnet_yolo.weights, which is not installed") from None
-        reader = getattr(weights, "read_pdparams", None) or getattr(weights, "load_pdparams", None)
-        if reader is None:
-            raise _fail(path, "lcnet_yolo.weights has no .pdparams reader")
-        try:
-            reader(path)
-        except CheckpointError:
-            raise
-        except Exception as error:
-            raise _fail(path, f"not a readable .pdparams file: truncated or corrupted ({_short(error)})") from None
+            read_pdparams(path)  # arrays-only unpickler: refuses any other global before calling it
+        except Exception as error:  # WeightsError: already one line naming the file
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CheckpointError(message if str(path) in message else f"{path}: {message}") from None
         return "pdparams"
     known = ".pt, .safetensors, .onnx or .pdparams"
     raise _fail(path, f"unknown weights format {suffix or '(no suffix)'!r}; expected {known}")
