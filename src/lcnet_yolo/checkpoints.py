@@ -408,7 +408,8 @@ def verify_file(path: str | Path) -> str:
             read_pdparams(path)  # arrays-only unpickler: refuses any other global before calling it
         except Exception as error:  # WeightsError: already one line naming the file
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CheckpointError(message if str(path) in message else f"{path}: {message}") from None
+            message = message.replace(f"cannot read {path}: ", "").replace(f"refusing to load {path}: ", "refused: ")
+            raise _fail(path, message.replace(str(path), "the file")) from None
         return "pdparams"
     known = ".pt, .safetensors, .onnx or .pdparams"
     raise _fail(path, f"unknown weights format {suffix or '(no suffix)'!r}; expected {known}")
