@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lcnet_yolo.checkpoints import AtomicPath, reserve_save_dir, safe_load, trim_results_csv
+from lcnet_yolo.checkpoints import AtomicPath, ReliableTrainerMixin, reserve_save_dir, safe_load, trim_results_csv
 from lcnet_yolo.data import make_synthetic_dataset
 from lcnet_yolo.datacheck import DatasetError, check_dataset
 
@@ -96,13 +96,24 @@ def test_a_split_without_usable_images_is_one_clear_error(tmp_path):
 def test_training_and_validation_run_on_the_good_part_and_agree_with_the_check(damaged_data, tmp_path):
     from ultralytics import YOLO
     from ultralytics.data.utils import load_dataset_cache_file
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    lines: list[str] = []
+
+    class CheckedTrainer(ReliableTrainerMixin, DetectionTrainer):
+        def log_data_check(self, line: str) -> None:
+            lines.append(line)
 
     ours = check_dataset(damaged_data, log=None)
     model = YOLO("yolov8n-pplcnet.yaml")
     model.train(
         data=str(damaged_data), epochs=1, imgsz=64, batch=4, workers=0, device="cpu", project=str(tmp_path),
-        name="train", plots=False, verbose=False,
+        name="train", plots=False, verbose=False, trainer=CheckedTrainer,
     )  # fmt: skip
+    for split in ("train", "val"):  # the trainer printed each bad file once, then the counts
+        for index in range(9):
+            assert sum(f"{split}_{index:04d}." in line for line in lines) == 1, (split, index, lines)
+        assert sum(line.startswith(f"{split}: ") for line in lines) == 1
     rows = list(csv.DictReader((tmp_path / "train" / "results.csv").open()))
     assert len(rows) == 1 and float(rows[0]["train/box_loss"]) > 0
     metrics = model.val(data=str(damaged_data), imgsz=64, batch=4, device="cpu", plots=False, verbose=False)

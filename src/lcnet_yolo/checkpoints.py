@@ -523,8 +523,12 @@ class ReliableTrainerMixin:
 
     * the run directory is claimed with :func:`reserve_save_dir` (no two runs share one);
     * ``last.pt``/``best.pt`` are written through :class:`AtomicPath` (a kill never leaves half a file);
-    * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows).
+    * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows);
+    * with ``check_data`` (default), the dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset`
+      before training: each file Ultralytics will skip is named once with its reason, then the counts.
     """
+
+    check_data: bool = True
 
     def __init__(self, cfg=None, overrides: dict | None = None, _callbacks=None):
         from ultralytics.utils import DEFAULT_CFG
@@ -535,6 +539,22 @@ class ReliableTrainerMixin:
             overrides["save_dir"] = str(reserve_save_dir(cfg, overrides))
         super().__init__(cfg, overrides, _callbacks)
         self.last, self.best = AtomicPath(self.last), AtomicPath(self.best)
+
+    def get_dataset(self) -> dict:
+        from ultralytics.utils import RANK
+
+        from lcnet_yolo.datacheck import check_dataset
+
+        data = super().get_dataset()
+        if self.check_data and RANK in {-1, 0} and data.get("train"):
+            check_dataset(data, log=self.log_data_check)
+        return data
+
+    def log_data_check(self, line: str) -> None:
+        """Where the dataset check's lines go (Ultralytics' logger)."""
+        from ultralytics.utils import LOGGER
+
+        LOGGER.info(f"data check: {line}")
 
     def resume_training(self, ckpt) -> None:
         super().resume_training(ckpt)
