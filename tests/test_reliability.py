@@ -92,6 +92,26 @@ def test_a_split_without_usable_images_is_one_clear_error(tmp_path):
         check_dataset(data, log=None)
 
 
+def test_a_data_yaml_whose_download_script_would_run_is_refused(tmp_path):
+    from ultralytics.data.utils import check_det_dataset
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class CheckedTrainer(ReliableTrainerMixin, DetectionTrainer):
+        pass
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(
+        f"path: {tmp_path / 'missing'}\ntrain: images/train\nval: images/val\nnames: {{0: box}}\n"
+        f"download: open({str(marker)!r}, 'w').close()\n"
+    )
+    with pytest.raises(DatasetError, match=r"evil\.yaml: its images are missing and its 'download' field is a Python"):
+        CheckedTrainer(overrides={"data": str(evil), "model": "yolov8n-pplcnet.yaml", "project": str(tmp_path)})
+    assert not marker.exists()
+    check_det_dataset(str(evil))  # Ultralytics alone runs the script ("Dataset download success")
+    assert marker.exists()
+
+
 @pytest.mark.slow
 def test_training_and_validation_run_on_the_good_part_and_agree_with_the_check(damaged_data, tmp_path):
     from ultralytics import YOLO

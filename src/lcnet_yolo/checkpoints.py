@@ -524,8 +524,9 @@ class ReliableTrainerMixin:
     * the run directory is claimed with :func:`reserve_save_dir` (no two runs share one);
     * ``last.pt``/``best.pt`` are written through :class:`AtomicPath` (a kill never leaves half a file);
     * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows);
-    * with ``check_data`` (default), the dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset`
-      before training: each file Ultralytics will skip is named once with its reason, then the counts.
+    * with ``check_data`` (default), a ``data.yaml`` whose ``download`` script Ultralytics would run is
+      refused, and the dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset` before training:
+      each file Ultralytics will skip is named once with its reason, then the counts.
     """
 
     check_data: bool = True
@@ -543,8 +544,10 @@ class ReliableTrainerMixin:
     def get_dataset(self) -> dict:
         from ultralytics.utils import RANK
 
-        from lcnet_yolo.datacheck import check_dataset
+        from lcnet_yolo.datacheck import check_dataset, refuse_download_script
 
+        if self.check_data:
+            refuse_download_script(self.args.data)
         data = super().get_dataset()
         if self.check_data and RANK in {-1, 0} and data.get("train"):
             check_dataset(data, log=self.log_data_check)

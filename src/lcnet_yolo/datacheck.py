@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DatasetError", "DatasetReport", "FileIssue", "check_dataset", "check_split"]
+__all__ = ["DatasetError", "DatasetReport", "FileIssue", "check_dataset", "check_split", "refuse_download_script"]
 
 TOLERANCE = 0.01  # Ultralytics accepts coordinates up to 1.01 and down to -0.01 (with non-negative w, h)
 
@@ -228,3 +228,37 @@ def check_dataset(
             raise DatasetError(f"{source}: {split} has {report.usable} usable images of {report.images}")
         reports[split] = report
     return reports
+
+
+def refuse_download_script(data: str | Path) -> None:
+    """Refuse a ``data.yaml`` whose ``download`` script Ultralytics would run because its images are missing.
+
+    Ultralytics runs a missing dataset's ``download:`` field: ``bash ...`` as a command, anything else but a
+    URL with ``exec``. A YAML from an untrusted source can so run any code. Call this before Ultralytics'
+    ``check_det_dataset``; it raises :class:`DatasetError` when the script would run and is silent otherwise
+    (URLs, present images, dataset names Ultralytics resolves from its own package).
+    """
+    import yaml
+    from ultralytics.utils import DATASETS_DIR
+
+    path = Path(str(data))
+    if path.suffix not in {".yaml", ".yml"} or not path.is_file():
+        return
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return  # Ultralytics reports unreadable YAML itself
+    script = config.get("download") if isinstance(config, dict) else None
+    if not isinstance(script, str) or script.lower().startswith(("http://", "https://")):
+        return
+    root = Path(config.get("path") or path.parent)
+    if not root.exists() and not root.is_absolute():
+        root = DATASETS_DIR / root
+    val = config.get("val") or []
+    if all((root / v).exists() for v in (val if isinstance(val, list) else [val])):
+        return  # images present: Ultralytics does not run the script
+    kind = "shell command" if script.startswith("bash ") else "Python script"
+    raise DatasetError(
+        f"{path}: its images are missing and its 'download' field is a {kind} that Ultralytics would run; "
+        "run it yourself if you trust this file, or download the dataset another way"
+    )
