@@ -14,6 +14,7 @@ import torch
 from lcnet_yolo.checkpoints import (
     METADATA_FORMAT,
     CheckpointError,
+    _ultralytics_safe_mode,
     convert,
     load_safetensors,
     load_yolo,
@@ -107,6 +108,10 @@ def test_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(tmp_path,
         assert "refused to load" in message and "could run code" in message
     if kind != "pickle-protocol-4":  # protocol 4 is refused on its framing opcode, before any name is read
         assert "posix.system" in message
+    from ultralytics import YOLO
+
+    with _ultralytics_safe_mode(), pytest.raises(TypeError):  # the mode load_yolo opens files in
+        YOLO(str(evil))
     assert not marker.exists()
     pickle.loads(pickle.dumps(RunsShell(marker)))  # the payload does work when unpickled without restriction
     assert marker.exists()
