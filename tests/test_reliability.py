@@ -319,6 +319,7 @@ def test_ultralytics_run_names_are_check_then_create_and_ours_are_atomic(tmp_pat
     reserved = [reserve_save_dir(overrides=overrides) for _ in range(3)]
     assert [p.name for p in reserved] == ["run", "run-2", "run-3"] and all(p.is_dir() for p in reserved)
     assert reserve_save_dir(overrides={**overrides, "exist_ok": True}) == tmp_path / "run"
+    assert reserve_save_dir(overrides={**overrides, "backbone_weights": "x.pt"}).name == "run-4"  # trainer-only keys
 
 
 def _reserve(barrier, project: str, queue) -> None:

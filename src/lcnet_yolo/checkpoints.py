@@ -471,7 +471,8 @@ def reserve_save_dir(cfg: Any = None, overrides: dict | None = None) -> Path:
     from ultralytics.cfg import get_cfg, get_save_dir
     from ultralytics.utils import DEFAULT_CFG
 
-    args = get_cfg(cfg if cfg is not None else DEFAULT_CFG, overrides)
+    naming = {"project", "name", "exist_ok", "task", "mode", "save_dir"}  # a trainer's extra keys stay out
+    args = get_cfg(cfg if cfg is not None else DEFAULT_CFG, {k: v for k, v in (overrides or {}).items() if k in naming})
     if getattr(args, "save_dir", None):
         save_dir = Path(args.save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
