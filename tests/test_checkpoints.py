@@ -277,3 +277,14 @@ def test_missing_empty_and_unknown_files_give_one_clear_error(tmp_path):
         with pytest.raises(CheckpointError) as caught:
             verify_file(path)
         assert expected in _one_line_naming(caught.value, path)
+
+
+def test_verify_file_refuses_a_pdparams_whose_pickle_runs_code(tmp_path):
+    marker = tmp_path / "marker"
+    evil = tmp_path / "PPLCNet_x0_5_pretrained.pdparams"
+    evil.write_bytes(pickle.dumps({"conv1.conv.weight": np.zeros(3, np.float32), "x": RunsShell(marker)}, protocol=2))
+    with pytest.raises(CheckpointError) as caught:
+        verify_file(evil)
+    message = _one_line_naming(caught.value, evil)
+    assert "refused" in message and "posix.system" in message
+    assert not marker.exists()
