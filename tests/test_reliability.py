@@ -161,6 +161,22 @@ def test_atomic_path_replaces_the_whole_file_and_keeps_plain_permissions(tmp_pat
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.pt"]  # no temporary files left
 
 
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+
+    last = AtomicPath(tmp_path / "last.pt")
+    last.write_bytes(b"old checkpoint")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        last.write_bytes(b"new checkpoint")
+    assert last.read_bytes() == b"old checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
 KILL_MID_WRITE = """
 import os, signal, sys
 from pathlib import Path
