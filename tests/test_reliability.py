@@ -13,7 +13,7 @@ import pytest
 
 from lcnet_yolo.checkpoints import AtomicPath, ReliableTrainerMixin, reserve_save_dir, safe_load, trim_results_csv
 from lcnet_yolo.data import make_synthetic_dataset
-from lcnet_yolo.datacheck import DatasetError, check_dataset
+from lcnet_yolo.datacheck import DatasetError, check_dataset, check_split
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC), "YOLO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -75,6 +75,23 @@ def test_dataset_check_names_each_bad_file_once_with_its_reason(damaged_data):
         usable = len(images) - CORRUPT
         summary = f"{split}: {len(images)} images, {usable} usable ({usable - 2} labelled, 2 background), 7 skipped"
         assert sum(line.startswith(summary) for line in lines) == 1, lines
+
+
+@pytest.mark.parametrize("cut", [2, 400])  # only the end-of-image marker, or a real part of the data
+def test_a_truncated_jpeg_is_skipped_as_ultralytics_does(tmp_path, cut):
+    from PIL import Image
+    from ultralytics.data.utils import verify_image_label
+
+    make_synthetic_dataset(tmp_path, n_train=1, n_val=0, imgsz=64)
+    png = tmp_path / "images" / "train" / "train_0000.png"
+    jpg = png.with_suffix(".jpg")
+    Image.open(png).save(jpg, quality=95)
+    png.unlink()
+    jpg.write_bytes(jpg.read_bytes()[:-cut])
+    report = check_split([jpg], nc=1)
+    ultralytics = verify_image_label((str(jpg), str(tmp_path / "labels/train/train_0000.txt"), "", 0, 1, 0, 0, 0))
+    assert report.corrupt == ultralytics[8] == 1
+    assert "truncated JPEG" in report.issues[0].reason
 
 
 def test_dataset_check_never_modifies_files(damaged_data):

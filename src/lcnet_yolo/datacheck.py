@@ -10,6 +10,7 @@ file and gives one reason per bad file plus the counts, so a trainer can print t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,16 @@ def _check_image(path: Path) -> str | None:
     except Exception as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return f"undecodable image ({first})"
+    if fmt in {"jpg", "jpeg"}:
+        with open(path, "rb") as f:
+            f.seek(-2, os.SEEK_END)
+            complete = f.read() == b"\xff\xd9"
+        if not complete:  # Ultralytics decodes such a JPEG to rewrite it; a truncated one fails to decode
+            try:
+                with open_image(path) as image:
+                    image.load()
+            except Exception as error:
+                return f"truncated JPEG ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
     if width < 10 or height < 10:
         return f"image is {width}x{height} pixels, under the 10-pixel minimum"
     if fmt not in IMG_FORMATS | {"jpeg2000"}:
