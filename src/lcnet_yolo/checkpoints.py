@@ -527,7 +527,8 @@ class ReliableTrainerMixin:
     * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows);
     * with ``check_data`` (default), a ``data.yaml`` whose ``download`` script Ultralytics would run is
       refused, and the dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset` before training:
-      each file Ultralytics will skip is named once with its reason, then the counts.
+      each file Ultralytics will skip is named once with its reason, then the counts. It opens every image
+      once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it.
     """
 
     check_data: bool = True
