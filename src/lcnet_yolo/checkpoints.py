@@ -526,7 +526,7 @@ class ReliableTrainerMixin:
     * ``last.pt``/``best.pt`` are written through :class:`AtomicPath` (a kill never leaves half a file);
     * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows);
     * with ``check_data`` (default), a ``data.yaml`` whose ``download`` script Ultralytics would run is
-      refused, and the dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset` before training:
+      refused, and a detection dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset` first:
       each file Ultralytics will skip is named once with its reason, then the counts. It opens every image
       once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it.
     """
@@ -551,7 +551,7 @@ class ReliableTrainerMixin:
         if self.check_data:
             refuse_download_script(self.args.data)
         data = super().get_dataset()
-        if self.check_data and RANK in {-1, 0} and data.get("train"):
+        if self.check_data and self.args.task == "detect" and RANK in {-1, 0} and data.get("train"):
             check_dataset(data, log=self.log_data_check)
         return data
 
