@@ -203,24 +203,29 @@ def _ultralytics_safe_mode():
             tasks.SAFE_LOAD = previous
 
 
-def load_yolo(path: str | Path):
-    """A ``YOLO`` model from a ``.pt`` or ``.safetensors`` file, loaded without executing code from the file.
+def load_yolo(path: str | Path, task: str | None = None):
+    """A ``YOLO`` model from a weights file, loaded without executing code from the file.
 
     ``.pt`` files are checked by :func:`safe_load` and then opened by ``YOLO`` in Ultralytics' restricted mode,
-    so the object is exactly what ``YOLO(path)`` gives for a trusted file. Other formats go to ``YOLO`` as is.
+    so the object is what ``YOLO(path)`` gives for a trusted file; a bare name that is not a local file (an
+    official Ultralytics asset) is left to Ultralytics, still in restricted mode. ``.safetensors`` files go to
+    :func:`load_safetensors`, ``.onnx`` files are checked by :func:`verify_file`; anything else (YAMLs, export
+    folders) goes to ``YOLO`` unchanged.
     """
     from ultralytics import YOLO
 
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_safetensors(path)
-    if path.suffix != ".pt":
+    if path.suffix == ".onnx":
         verify_file(path)
-        return YOLO(str(path))
-    safe_load(path)  # clear errors for damaged or refused files
+    if path.suffix != ".pt":
+        return YOLO(str(path), task=task)
+    if path.exists() or path.parent != Path("."):
+        safe_load(path)  # clear errors for missing, damaged or refused files
     allow_our_classes()
     with _ultralytics_safe_mode():
-        return YOLO(str(path))
+        return YOLO(str(path), task=task)
 
 
 # -------------------------------------------------------------------------------------------------- safetensors
