@@ -1,9 +1,32 @@
-"""lcnet-yolo: YOLOv8 detection with a PP-LCNet backbone, as a plug-in for Ultralytics."""
+"""lcnet-yolo: YOLOv8 detection with a PP-LCNet backbone, as a plug-in for Ultralytics.
 
-from lcnet_yolo.integration import register
+Importing the package registers its layers and model YAMLs with Ultralytics. It also sets ``YOLO_OFFLINE=1``
+(unless already set) before Ultralytics is imported, so nothing stalls on network checks.
+"""
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from lcnet_yolo.integration import (  # after YOLO_OFFLINE: Ultralytics reads it at import
+    LCNetDetectionTrainer,
+    load_backbone_weights,
+    packaged_models,
+    register,
+    resolve_model,
+)
 from lcnet_yolo.nn import PPLCNet, pplcnet
 
 __version__ = "0.1.0"
-__all__ = ["PPLCNet", "__version__", "pplcnet", "register"]
+__all__ = [
+    "LCNetDetectionTrainer",
+    "PPLCNet",
+    "__version__",
+    "load_backbone_weights",
+    "packaged_models",
+    "pplcnet",
+    "register",
+    "resolve_model",
+]
 
 register()
