@@ -1,12 +1,14 @@
 """lcnet-yolo: YOLOv8 detection with a PP-LCNet backbone, as a plug-in for Ultralytics.
 
-Importing the package registers its layers and model YAMLs with Ultralytics. It also sets ``YOLO_OFFLINE=1``
-(unless already set) before Ultralytics is imported, so nothing stalls on network checks.
+Importing the package registers its layers and model YAMLs with Ultralytics. Unless the user set them, it also
+sets ``YOLO_OFFLINE=1`` and ``YOLO_AUTOINSTALL=false`` before Ultralytics is imported, so nothing stalls on
+network checks and nothing is pip-installed at run time.
 """
 
 import os
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 from lcnet_yolo.integration import (  # after YOLO_OFFLINE: Ultralytics reads it at import
     LCNetDetectionTrainer,
