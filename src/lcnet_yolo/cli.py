@@ -65,9 +65,21 @@ Datasets (data=NAME):
 """
 
 
+def check_keys(overrides: dict[str, Any]) -> None:
+    """Ultralytics' argument check (``SyntaxError`` naming similar valid keys), without its ``yolo`` help text."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment
+    from ultralytics.utils import LOGGER
+
+    disabled, LOGGER.disabled = LOGGER.disabled, True
+    try:
+        check_dict_alignment(DEFAULT_CFG_DICT, overrides)
+    finally:
+        LOGGER.disabled = disabled
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
     """Parse ``key=value`` arguments with Ultralytics' own parser (bare boolean keys mean ``True``)."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment, merge_equals_args, parse_key_value_pair
+    from ultralytics.cfg import DEFAULT_CFG_DICT, merge_equals_args, parse_key_value_pair
 
     overrides: dict[str, Any] = {}
     for arg in merge_equals_args(args):
@@ -78,10 +90,10 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         elif isinstance(DEFAULT_CFG_DICT.get(arg), bool):
             overrides[arg] = True
         else:
-            check_dict_alignment(DEFAULT_CFG_DICT, {arg: ""})
+            check_keys({arg: ""})
             raise SyntaxError(f"argument '{arg}' needs a value, i.e. '{arg}=VALUE'")
     ours = {k: overrides.pop(k) for k in OUR_KEYS if k in overrides}
-    check_dict_alignment(DEFAULT_CFG_DICT, overrides)
+    check_keys(overrides)
     return {**overrides, **ours}
 
 
@@ -194,7 +206,7 @@ def demo(args: list[str]) -> int:
     results = model.predict(
         source=str(image), save=True, name="predict", imgsz=imgsz, device=opts.device, project=str(project), conf=0.25
     )
-    prediction = Path(results[0].save_dir) / Path(results[0].path).name
+    prediction = next(Path(results[0].save_dir).glob(f"{Path(results[0].path).stem}.*"))
     print("[5/5] exporting ONNX")
     onnx = model.export(format="onnx", imgsz=imgsz, device=opts.device)
     minutes = (time.time() - start) / 60
