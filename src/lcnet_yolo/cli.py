@@ -138,16 +138,18 @@ def zoo_table(imgsz: int = 640) -> str:
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
+    from lcnet_yolo.integration import find_backbone
+
     rows = [f"| model | backbone | params (M) | GFLOPs @{imgsz} |", "|---|---|---:|---:|"]
     for scale in "nsmlx":
-        for name, backbone in ((f"yolov8{scale}.yaml", "CSPDarknet (YOLOv8)"), (f"yolov8{scale}-pplcnet.yaml", "")):
-            if name not in packaged_models() and "pplcnet" in name:
-                continue
+        ours = [name for name in packaged_models() if name.startswith(f"yolov8{scale}-pplcnet")]
+        for name in (f"yolov8{scale}.yaml", *ours):
             model = YOLO(name).model
-            if not backbone:
-                from lcnet_yolo.integration import find_backbone
-
-                backbone = f"PP-LCNet x{find_backbone(model).scale:g}"
+            if "pplcnet" in name:
+                width = find_backbone(model).scale
+                backbone = f"PP-LCNet x{width:g}" if width % 1 else f"PP-LCNet x{width:.1f}"
+            else:
+                backbone = "CSPDarknet (YOLOv8)"
             params, flops = get_num_params(model) / 1e6, get_flops(model, imgsz)
             rows.append(f"| {Path(name).stem} | {backbone} | {params:.2f} | {flops:.1f} |")
     return "\n".join(rows)
