@@ -18,13 +18,17 @@ from lcnet_yolo.integration import (  # after YOLO_OFFLINE: Ultralytics reads it
     resolve_model,
 )
 from lcnet_yolo.nn import PPLCNet, pplcnet
+from lcnet_yolo.weights import LoadReport, WeightsError, load_pretrained
 
 __version__ = "0.1.0"
 __all__ = [
     "LCNetDetectionTrainer",
+    "LoadReport",
     "PPLCNet",
+    "WeightsError",
     "__version__",
     "load_backbone_weights",
+    "load_pretrained",
     "packaged_models",
     "pplcnet",
     "register",
