@@ -183,10 +183,16 @@ def test_interrupted_training_resumes_to_the_last_epoch(tmp_path, synthetic_data
     assert all(m.eps == 1e-5 for m in find_backbone(resumed).modules() if isinstance(m, nn.BatchNorm2d))
 
 
-def test_ddp_worker_script_imports_lcnet_yolo_and_builds_our_model(tmp_path, synthetic_data, subprocess_env):
+@pytest.mark.parametrize("with_backbone_weights", [False, True], ids=["from-yaml", "with-backbone-weights"])
+def test_ddp_worker_script_imports_lcnet_yolo_and_builds_our_model(
+    tmp_path, synthetic_data, subprocess_env, with_backbone_weights
+):
     from ultralytics.utils.dist import generate_ddp_file
 
     overrides = {"model": "yolov8n-pplcnet.yaml", "data": synthetic_data, "imgsz": 64, "device": "cpu"}
+    if with_backbone_weights:
+        state = write_random_pplcnet_checkpoint(tmp_path / "x0_5.pt", 0.5)
+        overrides["backbone_weights"] = str(tmp_path / "x0_5.pt")
     trainer = LCNetDetectionTrainer(overrides={**overrides, "project": str(tmp_path)})
     script = Path(generate_ddp_file(trainer))
     try:
@@ -195,9 +201,9 @@ def test_ddp_worker_script_imports_lcnet_yolo_and_builds_our_model(tmp_path, syn
         build_only = (
             "    trainer.setup_model()\n"
             "    import sys\n"
-            "    from lcnet_yolo.nn.layers import PPLCNetBackbone\n"
-            "    has_backbone = any(isinstance(m, PPLCNetBackbone) for m in trainer.model.modules())\n"
-            "    print('BUILT', type(trainer).__name__, 'lcnet_yolo' in sys.modules, has_backbone)\n"
+            "    from lcnet_yolo.integration import find_backbone\n"
+            "    weight = find_backbone(trainer.model).conv1.conv.weight\n"
+            "    print('BUILT', type(trainer).__name__, 'lcnet_yolo' in sys.modules, float(weight.double().sum()))\n"
         )
         (tmp_path / "ddp_worker.py").write_text(text.replace("    trainer.train()\n", build_only))
         env = {k: v for k, v in subprocess_env.items() if k != "PYTHONPATH"}  # the script carries sys.path itself
@@ -208,7 +214,10 @@ def test_ddp_worker_script_imports_lcnet_yolo_and_builds_our_model(tmp_path, syn
         script.unlink(missing_ok=True)
         script.with_suffix(".pt").unlink(missing_ok=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "BUILT LCNetDetectionTrainer True True" in proc.stdout
+    built = proc.stdout.split("BUILT ", 1)[1].split()
+    assert built[:2] == ["LCNetDetectionTrainer", "True"]
+    if with_backbone_weights:  # the worker trains from the loaded backbone, not a fresh one
+        assert float(built[2]) == pytest.approx(float(state["conv1.conv.weight"].double().sum()), abs=1e-9)
 
 
 def test_training_runs_offline_without_any_network_attempt(offline_training):
