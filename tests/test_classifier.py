@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from torch import nn
 from ultralytics import YOLO
 
-from lcnet_yolo.nn import SCALES
+from lcnet_yolo import LCNetClassificationTrainer
+from lcnet_yolo.integration import find_backbone
+from lcnet_yolo.nn import SCALES, PPLCNet
 from lcnet_yolo.nn.layers import Classifier
 
 
@@ -51,9 +54,34 @@ def make_image_folder(root: Path, classes: int = 2, per_class: int = 8, size: in
     return root
 
 
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("imagefolder"))
+
+
+def test_classification_trainer_starts_the_backbone_from_pplcnet_weights(image_folder, tmp_path):
+    torch.manual_seed(3)
+    state = PPLCNet(scale=0.25).state_dict()
+    torch.save(state, tmp_path / "x0_25.pt")
+    trainer = LCNetClassificationTrainer(
+        overrides={
+            "model": "pplcnet_x0_25-cls.yaml",
+            "data": str(image_folder),
+            "imgsz": 32,
+            "device": "cpu",
+            "project": str(tmp_path),
+            "backbone_weights": str(tmp_path / "x0_25.pt"),
+        }
+    )
+    backbone = find_backbone(trainer.model)
+    for key, value in backbone.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0, msg=key)
+    assert trainer.model.model[-1].fc.out_features == 2
+
+
 @pytest.mark.slow
-def test_one_epoch_on_a_tiny_image_folder_reports_finite_loss_and_top1(tmp_path):
-    data = make_image_folder(tmp_path / "folder")
+def test_one_epoch_on_a_tiny_image_folder_reports_finite_loss_and_top1(image_folder, tmp_path):
+    data = image_folder
     model = YOLO("pplcnet_x0_25-cls.yaml")
     metrics = model.train(
         data=str(data),

@@ -11,6 +11,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 from lcnet_yolo.integration import (  # after YOLO_OFFLINE: Ultralytics reads it at import
+    LCNetClassificationTrainer,
     LCNetDetectionTrainer,
     load_backbone_weights,
     packaged_models,
@@ -22,6 +23,7 @@ from lcnet_yolo.weights import LoadReport, WeightsError, load_pretrained
 
 __version__ = "0.1.0"
 __all__ = [
+    "LCNetClassificationTrainer",
     "LCNetDetectionTrainer",
     "LoadReport",
     "PPLCNet",

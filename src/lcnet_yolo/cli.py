@@ -15,11 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import lcnet_yolo
-from lcnet_yolo.integration import LCNetDetectionTrainer, packaged_models, resolve_model
+from lcnet_yolo.integration import (
+    LCNetClassificationTrainer,
+    LCNetDetectionTrainer,
+    packaged_models,
+    resolve_model,
+)
 
 MODES = ("train", "val", "predict", "export")
 DEFAULT_MODEL = "yolov8n-pplcnet.yaml"
-OUR_KEYS = ("backbone_weights",)  # train arguments that lcnet-yolo adds to Ultralytics'
+OUR_KEYS = ("backbone_weights",)
+TRAINERS = {
+    "detect": LCNetDetectionTrainer,
+    "classify": LCNetClassificationTrainer,
+}  # train arguments that lcnet-yolo adds to Ultralytics'
 
 # Demo budget: a few minutes of CPU training on the neon-trees tiles.
 DEMO_EPOCHS = 10
@@ -123,10 +132,11 @@ def run_mode(mode: str, args: list[str]) -> int:
     elif mode == "export":
         overrides.setdefault("format", "torchscript")
     elif mode == "train":
-        if backbone_weights and model.task != "detect":
-            raise ValueError("backbone_weights= applies to detection models")
-        if model.task == "detect":
-            overrides["trainer"] = LCNetDetectionTrainer
+        trainer = TRAINERS.get(model.task)
+        if backbone_weights and trainer is None:
+            raise ValueError(f"backbone_weights= applies to detect and classify models, not {model.task}")
+        if trainer is not None:
+            overrides["trainer"] = trainer
         if backbone_weights:
             overrides["backbone_weights"] = backbone_weights
     getattr(model, mode)(**overrides)
@@ -175,6 +185,7 @@ def demo(args: list[str]) -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model YAML (default {DEFAULT_MODEL})")
     parser.add_argument("--epochs", type=int, default=None, help=f"default {DEMO_EPOCHS} (1 with --quick)")
     parser.add_argument("--imgsz", type=int, default=None, help=f"default {DEMO_IMGSZ} (64 with --quick)")
+    parser.add_argument("--batch", type=int, default=None, help=f"default {DEMO_BATCH} (4 with --quick)")
     parser.add_argument("--project", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--device", default="cpu")
     opts = parser.parse_args(args)
@@ -185,14 +196,14 @@ def demo(args: list[str]) -> int:
     if opts.quick:
         from lcnet_yolo.data import make_synthetic_dataset
 
-        epochs, imgsz, batch = opts.epochs or 1, opts.imgsz or 64, 4
+        epochs, imgsz, batch = opts.epochs or 1, opts.imgsz or 64, opts.batch or 4
         data = str(make_synthetic_dataset(project / "synthetic-data", n_train=8, n_val=4, imgsz=64))
         image = project / "synthetic-data" / "images" / "val"
         image = sorted(image.glob("*.png"))[0]
     else:
         from lcnet_yolo.data import deepforest_image, resolve_data
 
-        epochs, imgsz, batch = opts.epochs or DEMO_EPOCHS, opts.imgsz or DEMO_IMGSZ, DEMO_BATCH
+        epochs, imgsz, batch = opts.epochs or DEMO_EPOCHS, opts.imgsz or DEMO_IMGSZ, opts.batch or DEMO_BATCH
         print("[1/5] dataset neon-trees: building or checking (the first run extracts it from the deepforest wheel)")
         data = resolve_data("neon-trees")
         image = deepforest_image(DEMO_IMAGE)

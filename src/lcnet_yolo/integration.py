@@ -5,8 +5,9 @@
   on ``import lcnet_yolo`` and is idempotent.
 * :func:`ensure_local_fonts` gives Ultralytics' plots their font from matplotlib's bundled DejaVu Sans, so
   plotting never tries to download ``Arial.ttf``.
-* :class:`LCNetDetectionTrainer` is Ultralytics' ``DetectionTrainer`` plus one argument, ``backbone_weights``:
-  a PP-LCNet ImageNet checkpoint loaded into the backbone each time the trainer builds a fresh model.
+* :class:`LCNetDetectionTrainer` and :class:`LCNetClassificationTrainer` are Ultralytics' trainers plus one
+  argument, ``backbone_weights``: a PP-LCNet ImageNet checkpoint loaded into the backbone each time the trainer
+  builds a fresh model.
 
 Nothing else from Ultralytics is replaced: training, losses, metrics, NMS and export are its own.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, USER_CONFIG_DIR
 
@@ -104,13 +106,12 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> Any:
     return report
 
 
-class LCNetDetectionTrainer(DetectionTrainer):
-    """Ultralytics' detection trainer with one extra argument, ``backbone_weights=PATH``.
+class BackboneWeightsTrainer:
+    """Adds ``backbone_weights=PATH`` to an Ultralytics trainer (mixed in before it; see the trainers below).
 
-    The weights are loaded into the backbone of every model this trainer builds from scratch (not on resume,
+    The weights are loaded into the backbone of every model the trainer builds from scratch (not on resume,
     which restores the checkpoint). When the model is a YAML, it is built as soon as the trainer exists, so that
     Ultralytics' multi-GPU launcher, which pickles the trainer's model for its workers, ships the loaded weights.
-    Usage: ``YOLO("yolov8n-pplcnet.yaml").train(data=..., trainer=LCNetDetectionTrainer, backbone_weights=PATH)``.
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks=None):
@@ -121,8 +122,19 @@ class LCNetDetectionTrainer(DetectionTrainer):
             self.model = self.get_model(cfg=self.model)
 
     def get_model(self, cfg: str | dict | None = None, weights: nn.Module | None = None, verbose: bool = True):
-        """Build the detection model as Ultralytics does, then load ``backbone_weights`` into its backbone."""
+        """Build the model as Ultralytics does, then load ``backbone_weights`` into its backbone."""
         model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
         if self.backbone_weights and not self.resume:
             load_backbone_weights(model, self.backbone_weights)
         return model
+
+
+class LCNetDetectionTrainer(BackboneWeightsTrainer, DetectionTrainer):
+    """Ultralytics' detection trainer with ``backbone_weights=PATH`` (PP-LCNet ImageNet weights for the backbone).
+
+    Usage: ``YOLO("yolov8n-pplcnet.yaml").train(data=..., trainer=LCNetDetectionTrainer, backbone_weights=PATH)``.
+    """
+
+
+class LCNetClassificationTrainer(BackboneWeightsTrainer, ClassificationTrainer):
+    """Ultralytics' classification trainer with ``backbone_weights=PATH``, for the ``pplcnet_*-cls.yaml`` models."""
