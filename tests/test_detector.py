@@ -47,6 +47,12 @@ def test_each_scale_has_yolov8_neck_channels_and_its_pplcnet_width(scale):
     assert raw.shape == (1, 4 + 80, 8 * 8 + 4 * 4 + 2 * 2)
 
 
+def test_model_info_reports_parameters_and_nonzero_gflops():
+    layers, params, _, gflops = YOLO("yolov8n-pplcnet.yaml").info()
+    assert layers > 0 and params == sum(p.numel() for p in YOLO("yolov8n-pplcnet.yaml").model.parameters())
+    assert gflops > 0
+
+
 def test_plain_n_model_is_yolov8n_with_only_the_backbone_swapped():
     plain = YOLO("yolov8n-pplcnet-plain.yaml").model
     reference = YOLO("yolov8n.yaml").model
