@@ -152,7 +152,10 @@ def zoo_table(imgsz: int = 640) -> str:
 
     rows = [f"| model | backbone | params (M) | GFLOPs @{imgsz} |", "|---|---|---:|---:|"]
     for scale in "nsmlx":
-        ours = [name for name in packaged_models() if name.startswith(f"yolov8{scale}-pplcnet")]
+        default = f"yolov8{scale}-pplcnet.yaml"
+        ours = sorted(
+            (n for n in packaged_models() if n.startswith(f"yolov8{scale}-pplcnet")), key=lambda n: n != default
+        )
         for name in (f"yolov8{scale}.yaml", *ours):
             model = YOLO(name).model
             if "pplcnet" in name:
@@ -210,7 +213,8 @@ def demo(args: list[str]) -> int:
     print(f"[2/5] training {opts.model} for {epochs} epoch(s) at {imgsz} px on {opts.device}")
     common = {"imgsz": imgsz, "batch": batch, "device": opts.device, "project": str(project), "workers": 0}
     model = YOLO(resolve_model(opts.model))
-    model.train(data=data, epochs=epochs, name="train", trainer=LCNetDetectionTrainer, plots=True, **common)
+    # val=False: Ultralytics then validates only after the last epoch, which leaves more of the budget for training.
+    model.train(data=data, epochs=epochs, name="train", trainer=LCNetDetectionTrainer, val=False, **common)
     weights = Path(model.trainer.best)
     print("[3/5] validating best.pt")
     model = YOLO(weights)
