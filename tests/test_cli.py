@@ -95,9 +95,10 @@ def test_benchmark_command_is_dispatched_with_its_arguments(capsys, monkeypatch)
     assert calls == [["--models", "yolov8n-pplcnet.yaml", "--imgsz", "64"]]
 
 
-def test_info_prints_the_model_summary(capsys):
-    code = main(["info", "model=yolov8s-pplcnet", "imgsz=64"])
-    assert code == 0
+def test_info_accepts_our_names_without_suffix_and_ultralytics_own_yamls(capsys):
+    assert main(["info", "model=yolov8s-pplcnet", "imgsz=64"]) == 0
+    assert main(["info", "model=yolov8n.yaml", "imgsz=64"]) == 0  # for side-by-side comparisons
+    assert main(["info", "model=yolov8q.yaml"]) == 2
 
 
 @pytest.mark.slow

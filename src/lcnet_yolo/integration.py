@@ -37,9 +37,10 @@ def packaged_models() -> list[str]:
 
 
 def resolve_model(name: str | Path) -> str:
-    """Return a path for a model name: an existing file, or a packaged YAML (``.yaml`` may be left out).
+    """Return what to give ``YOLO()`` for a model name: an existing file, a packaged YAML of ours (``.yaml`` may be
+    left out), or one of Ultralytics' own YAML names (e.g. ``yolov8n.yaml``, for comparisons).
 
-    Raises ``FileNotFoundError`` listing the packaged models when ``name`` is neither.
+    Raises ``FileNotFoundError`` listing the packaged models when ``name`` is none of these.
     """
     path = Path(str(name))
     if path.exists():
@@ -47,6 +48,14 @@ def resolve_model(name: str | Path) -> str:
     for candidate in (path.name, f"{path.name}.yaml"):
         if (MODELS_DIR / candidate).is_file():
             return str(MODELS_DIR / candidate)
+    if "pplcnet" not in path.name and path.suffix in {".yaml", ".yml"}:
+        from ultralytics.nn.tasks import yaml_model_load
+
+        try:
+            yaml_model_load(path)
+            return str(name)
+        except FileNotFoundError:
+            pass
     raise FileNotFoundError(
         f"model '{name}' is neither a file nor a packaged model; packaged models: {', '.join(packaged_models())}"
     )
