@@ -10,8 +10,9 @@ import torch
 from ultralytics import YOLO
 
 IMGSZ = 96
-# Raw outputs are box coordinates in pixels (0..96) and class scores (0..1): float32 kernels of different
-# runtimes agree to ~1e-5 of that range.
+# Raw outputs are box coordinates in pixels (a barely trained model puts some far outside the 96 px image, up to
+# a few hundred) and class scores in 0..1; float32 runtimes agree to ~1e-4 absolute (measured ~9e-5 ONNX,
+# ~6e-5 OpenVINO), so these bounds leave room for other CPUs without hiding a real mismatch.
 ONNX_ATOL = 1e-3
 OPENVINO_ATOL = 2e-3
 
