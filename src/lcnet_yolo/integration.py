@@ -69,8 +69,11 @@ def ensure_local_fonts() -> None:
     for name in PLOT_FONTS:
         target = USER_CONFIG_DIR / name
         if not target.exists() and source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+            except OSError as error:  # a read-only config dir must not break `import lcnet_yolo`
+                LOGGER.warning(f"could not provide plot font {target}: {error}")
 
 
 def register() -> None:
