@@ -30,7 +30,7 @@ TRAINERS = {
     "classify": LCNetClassificationTrainer,
 }  # train arguments that lcnet-yolo adds to Ultralytics'
 
-# Demo budget: about 6 minutes on 2 CPU cores (26 neon-trees tiles, 7 steps per epoch, trained from scratch).
+# Demo budget: about 5-6 minutes on 2 CPU cores (26 neon-trees tiles, 7 steps per epoch, trained from scratch).
 DEMO_EPOCHS = 80
 DEMO_IMGSZ = 416
 DEMO_BATCH = 4
@@ -214,8 +214,7 @@ def demo(args: list[str]) -> int:
     print(f"[2/5] training {opts.model} for {epochs} epoch(s) at {imgsz} px on {opts.device}")
     common = {"imgsz": imgsz, "batch": batch, "device": opts.device, "project": str(project), "workers": 0}
     model = YOLO(resolve_model(opts.model))
-    # val=False: Ultralytics then validates only after the last epoch, which leaves more of the budget for training.
-    model.train(data=data, epochs=epochs, name="train", trainer=LCNetDetectionTrainer, val=False, **common)
+    model.train(data=data, epochs=epochs, name="train", trainer=LCNetDetectionTrainer, **common)
     weights = Path(model.trainer.best)
     print("[3/5] validating best.pt")
     model = YOLO(weights)
