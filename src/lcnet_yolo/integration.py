@@ -1,24 +1,79 @@
-"""The glue to Ultralytics, kept in one place: register our YAML layers and resolve our packaged model YAMLs.
+"""The glue to Ultralytics, kept in one place.
 
-Ultralytics' ``parse_model`` looks YAML module names up in the globals of ``ultralytics.nn.tasks`` and finds
-model YAMLs through ``check_yaml``; :func:`register` adds our layers to the first and our ``cfg/models``
-folder to the second. It is idempotent and runs on ``import lcnet_yolo``.
+* :func:`register` makes our YAML layers and packaged model YAMLs known to Ultralytics: ``parse_model`` looks
+  module names up in the globals of ``ultralytics.nn.tasks`` and finds YAMLs through its ``check_yaml``. It runs
+  on ``import lcnet_yolo`` and is idempotent.
+* :func:`ensure_local_fonts` gives Ultralytics' plots their font from matplotlib's bundled DejaVu Sans, so
+  plotting never tries to download ``Arial.ttf``.
+* :class:`LCNetDetectionTrainer` and :class:`LCNetClassificationTrainer` are Ultralytics' trainers plus one
+  argument, ``backbone_weights``: a PP-LCNet ImageNet checkpoint loaded into the backbone each time the trainer
+  builds a fresh model.
+
+Nothing else from Ultralytics is replaced: training, losses, metrics, NMS and export are its own.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
-from lcnet_yolo.nn.layers import PPLCNetBackbone
+from torch import nn
+from ultralytics.models.yolo.classify import ClassificationTrainer
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, LOGGER, USER_CONFIG_DIR
+
+from lcnet_yolo.nn.layers import Classifier, PPLCNetBackbone
 
 MODELS_DIR = Path(__file__).parent / "cfg" / "models"
-LAYERS = {"PPLCNetBackbone": PPLCNetBackbone}
+LAYERS = {"PPLCNetBackbone": PPLCNetBackbone, "Classifier": Classifier}
+PLOT_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")  # the names Ultralytics' plotting asks check_font for
 _registered = False
 
 
 def packaged_models() -> list[str]:
     """Names of the model YAMLs shipped with lcnet-yolo."""
     return sorted(p.name for p in MODELS_DIR.glob("*.yaml"))
+
+
+def resolve_model(name: str | Path) -> str:
+    """Return what to give ``YOLO()`` for a model name: an existing file, a packaged YAML of ours (``.yaml`` may be
+    left out), or one of Ultralytics' own YAML names (e.g. ``yolov8n.yaml``, for comparisons).
+
+    Raises ``FileNotFoundError`` listing the packaged models when ``name`` is none of these.
+    """
+    path = Path(str(name))
+    if path.exists():
+        return str(path)
+    for candidate in (path.name, f"{path.name}.yaml"):
+        if (MODELS_DIR / candidate).is_file():
+            return str(MODELS_DIR / candidate)
+    if "pplcnet" not in path.name and path.suffix in {".yaml", ".yml"}:
+        from ultralytics.nn.tasks import yaml_model_load
+
+        try:
+            yaml_model_load(path)
+            return str(name)
+        except FileNotFoundError:
+            pass
+    raise FileNotFoundError(
+        f"model '{name}' is neither a file nor a packaged model; packaged models: {', '.join(packaged_models())}"
+    )
+
+
+def ensure_local_fonts() -> None:
+    """Copy matplotlib's DejaVu Sans to Ultralytics' config dir as the fonts its plots ask for, if missing."""
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in PLOT_FONTS:
+        target = USER_CONFIG_DIR / name
+        if not target.exists() and source.is_file():
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+            except OSError as error:  # a read-only config dir must not break `import lcnet_yolo`
+                LOGGER.warning(f"could not provide plot font {target}: {error}")
 
 
 def register() -> None:
@@ -35,7 +90,63 @@ def register() -> None:
         packaged = MODELS_DIR / Path(str(file)).name
         if not Path(str(file)).exists() and packaged.is_file():
             return str(packaged)
+        if "pplcnet" in Path(str(file)).name and not Path(str(file)).exists():
+            resolve_model(file)  # raises with the list of packaged models
         return ultralytics_check_yaml(file, *args, **kwargs)
 
     tasks.check_yaml = check_yaml
+    ensure_local_fonts()
     _registered = True
+
+
+def find_backbone(model: nn.Module) -> PPLCNetBackbone:
+    """The PP-LCNet backbone inside an Ultralytics model (``ValueError`` if there is none)."""
+    for module in model.modules():
+        if isinstance(module, PPLCNetBackbone):
+            return module
+    raise ValueError("this model has no PPLCNetBackbone layer to load PP-LCNet weights into")
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path) -> Any:
+    """Load a PP-LCNet ImageNet checkpoint (PaddleClas ``.pdparams``, timm or PyTorch file) into ``model``'s
+    backbone with :func:`lcnet_yolo.weights.load_pretrained`; classifier-head keys are skipped. Returns its report.
+    """
+    from lcnet_yolo.weights import load_pretrained
+
+    report = load_pretrained(find_backbone(model), path, strict=True)
+    LOGGER.info(f"Loaded PP-LCNet backbone weights from {path}")
+    return report
+
+
+class BackboneWeightsTrainer:
+    """Adds ``backbone_weights=PATH`` to an Ultralytics trainer (mixed in before it; see the trainers below).
+
+    The weights are loaded into the backbone of every model the trainer builds from scratch (not on resume,
+    which restores the checkpoint). When the model is a YAML, it is built as soon as the trainer exists, so that
+    Ultralytics' multi-GPU launcher, which pickles the trainer's model for its workers, ships the loaded weights.
+    """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks=None):
+        overrides = dict(overrides or {})
+        self.backbone_weights = overrides.pop("backbone_weights", None)
+        super().__init__(cfg, overrides, _callbacks)
+        if self.backbone_weights and not self.resume and str(self.model).lower().endswith((".yaml", ".yml")):
+            self.model = self.get_model(cfg=self.model)
+
+    def get_model(self, cfg: str | dict | None = None, weights: nn.Module | None = None, verbose: bool = True):
+        """Build the model as Ultralytics does, then load ``backbone_weights`` into its backbone."""
+        model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        if self.backbone_weights and not self.resume:
+            load_backbone_weights(model, self.backbone_weights)
+        return model
+
+
+class LCNetDetectionTrainer(BackboneWeightsTrainer, DetectionTrainer):
+    """Ultralytics' detection trainer with ``backbone_weights=PATH`` (PP-LCNet ImageNet weights for the backbone).
+
+    Usage: ``YOLO("yolov8n-pplcnet.yaml").train(data=..., trainer=LCNetDetectionTrainer, backbone_weights=PATH)``.
+    """
+
+
+class LCNetClassificationTrainer(BackboneWeightsTrainer, ClassificationTrainer):
+    """Ultralytics' classification trainer with ``backbone_weights=PATH``, for the ``pplcnet_*-cls.yaml`` models."""

@@ -1,0 +1,276 @@
+"""The ``lcnet-yolo`` command, in the ``yolo`` idiom: ``lcnet-yolo MODE key=value ...``.
+
+Modes ``train``, ``val``, ``predict`` and ``export`` take Ultralytics' own ``key=value`` arguments, parsed and
+validated by Ultralytics' CLI helpers, and run Ultralytics' ``YOLO`` object; lcnet-yolo only resolves its
+packaged model and dataset names and adds ``backbone_weights=PATH`` to ``train``. ``info`` prints the model
+zoo table, ``benchmark`` runs :mod:`lcnet_yolo.benchmark` and ``demo`` runs the end-to-end demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lcnet_yolo
+from lcnet_yolo.integration import (
+    LCNetClassificationTrainer,
+    LCNetDetectionTrainer,
+    packaged_models,
+    resolve_model,
+)
+
+MODES = ("train", "val", "predict", "export")
+DEFAULT_MODEL = "yolov8n-pplcnet.yaml"
+OUR_KEYS = ("backbone_weights",)
+TRAINERS = {
+    "detect": LCNetDetectionTrainer,
+    "classify": LCNetClassificationTrainer,
+}  # train arguments that lcnet-yolo adds to Ultralytics'
+
+# Demo budget: about 5-6 minutes on 2 CPU cores (26 neon-trees tiles, 7 steps per epoch, trained from scratch).
+DEMO_EPOCHS = 80
+DEMO_IMGSZ = 416
+DEMO_BATCH = 4
+DEMO_IMAGE = "SOAP_031.png"  # an unlabelled NEON image shipped in the deepforest wheel
+
+
+def _datasets() -> dict[str, str]:
+    try:
+        from lcnet_yolo.data import DATASETS
+    except ImportError:
+        return {}
+    return dict(DATASETS)
+
+
+def help_text() -> str:
+    """The ``--help`` text: usage, our models and our datasets."""
+    detectors = [m for m in packaged_models() if not m.endswith("-cls.yaml")]
+    classifiers = [m for m in packaged_models() if m.endswith("-cls.yaml")]
+    datasets = "\n".join(f"    {name:<14}{desc}" for name, desc in _datasets().items()) or "    (none)"
+    return f"""lcnet-yolo {lcnet_yolo.__version__}: YOLOv8 with a PP-LCNet backbone, on Ultralytics.
+
+Usage:
+    lcnet-yolo MODE [key=value ...]       MODE: {", ".join(MODES)} (arguments as for the `yolo` command)
+    lcnet-yolo info [model=NAME] [imgsz=640]   model summary, or the model zoo table
+    lcnet-yolo benchmark [...]             latency/accuracy benchmark (see `lcnet-yolo benchmark --help`)
+    lcnet-yolo demo [--quick]              build neon-trees, train, validate, predict, export
+
+Examples:
+    lcnet-yolo train model=yolov8n-pplcnet.yaml data=neon-trees epochs=50 imgsz=640
+    lcnet-yolo train model=yolov8s-pplcnet.yaml data=neon-trees backbone_weights=PPLCNet_x1_0_pretrained.pdparams
+    lcnet-yolo val model=runs/detect/train/weights/best.pt data=neon-trees
+    lcnet-yolo predict model=runs/detect/train/weights/best.pt source=image.png
+    lcnet-yolo export model=runs/detect/train/weights/best.pt format=onnx
+
+Detection models:
+    {", ".join(detectors)}
+Classification models (task=classify, data=an ImageFolder directory):
+    {", ".join(classifiers)}
+Datasets (data=NAME):
+{datasets}
+"""
+
+
+def check_keys(overrides: dict[str, Any]) -> None:
+    """Ultralytics' argument check (``SyntaxError`` naming similar valid keys), without its ``yolo`` help text."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment
+    from ultralytics.utils import LOGGER
+
+    disabled, LOGGER.disabled = LOGGER.disabled, True
+    try:
+        check_dict_alignment(DEFAULT_CFG_DICT, overrides)
+    finally:
+        LOGGER.disabled = disabled
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` arguments with Ultralytics' own parser (bare boolean keys mean ``True``)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT, merge_equals_args, parse_key_value_pair
+
+    overrides: dict[str, Any] = {}
+    for arg in merge_equals_args(args):
+        arg = arg.removeprefix("--")
+        if "=" in arg:
+            key, value = parse_key_value_pair(arg)
+            overrides[key] = value
+        elif isinstance(DEFAULT_CFG_DICT.get(arg), bool):
+            overrides[arg] = True
+        else:
+            check_keys({arg: ""})
+            raise SyntaxError(f"argument '{arg}' needs a value, i.e. '{arg}=VALUE'")
+    ours = {k: overrides.pop(k) for k in OUR_KEYS if k in overrides}
+    check_keys(overrides)
+    return {**overrides, **ours}
+
+
+def resolve_dataset(data: str) -> str:
+    """A dataset name from :data:`lcnet_yolo.data.DATASETS` becomes its (built) ``data.yaml``; else unchanged."""
+    if data in _datasets():
+        from lcnet_yolo.data import resolve_data
+
+        return resolve_data(data)
+    return data
+
+
+def run_mode(mode: str, args: list[str]) -> int:
+    """Run one of Ultralytics' modes on our model with Ultralytics' arguments."""
+    from ultralytics import YOLO
+    from ultralytics.utils import ASSETS
+
+    overrides = parse_overrides(args)
+    backbone_weights = overrides.pop("backbone_weights", None)
+    if backbone_weights and mode != "train":
+        raise ValueError("backbone_weights= is a train argument")
+    model = YOLO(resolve_model(overrides.pop("model", DEFAULT_MODEL)), task=overrides.pop("task", None))
+    if isinstance(overrides.get("data"), str):
+        overrides["data"] = resolve_dataset(overrides["data"])
+    if mode == "predict":
+        overrides.setdefault("source", ASSETS)
+    elif mode == "export":
+        overrides.setdefault("format", "torchscript")
+    elif mode == "train":
+        trainer = TRAINERS.get(model.task)
+        if backbone_weights and trainer is None:
+            raise ValueError(f"backbone_weights= applies to detect and classify models, not {model.task}")
+        if trainer is not None:
+            overrides["trainer"] = trainer
+        if backbone_weights:
+            overrides["backbone_weights"] = backbone_weights
+    getattr(model, mode)(**overrides)
+    return 0
+
+
+def zoo_table(imgsz: int = 640) -> str:
+    """Markdown table of parameters and GFLOPs of our detectors next to Ultralytics' YOLOv8n-x (built from YAML)."""
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    from lcnet_yolo.integration import find_backbone
+
+    rows = [f"| model | backbone | params (M) | GFLOPs @{imgsz} |", "|---|---|---:|---:|"]
+    for scale in "nsmlx":
+        default = f"yolov8{scale}-pplcnet.yaml"
+        ours = sorted(
+            (n for n in packaged_models() if n.startswith(f"yolov8{scale}-pplcnet")), key=lambda n: n != default
+        )
+        for name in (f"yolov8{scale}.yaml", *ours):
+            model = YOLO(name).model
+            if "pplcnet" in name:
+                width = find_backbone(model).scale
+                backbone = f"PP-LCNet x{width:g}" if width % 1 else f"PP-LCNet x{width:.1f}"
+            else:
+                backbone = "CSPDarknet (YOLOv8)"
+            params, flops = get_num_params(model) / 1e6, get_flops(model, imgsz)
+            rows.append(f"| {Path(name).stem} | {backbone} | {params:.2f} | {flops:.1f} |")
+    return "\n".join(rows)
+
+
+def info(args: list[str]) -> int:
+    """``lcnet-yolo info``: the zoo table, or Ultralytics' summary of one model (``model=NAME``)."""
+    overrides = parse_overrides(args)
+    imgsz = int(overrides.get("imgsz", 640))
+    if "model" not in overrides:
+        print(zoo_table(imgsz))
+        return 0
+    from ultralytics import YOLO
+
+    YOLO(resolve_model(overrides["model"])).info(detailed=bool(overrides.get("verbose", False)), imgsz=imgsz)
+    return 0
+
+
+def demo(args: list[str]) -> int:
+    """Build neon-trees, train the default model on CPU, validate, predict on an unlabelled image, export ONNX."""
+    parser = argparse.ArgumentParser(prog="lcnet-yolo demo", description=demo.__doc__)
+    parser.add_argument("--quick", action="store_true", help="seconds: synthetic data, 1 epoch at 64 px")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model YAML (default {DEFAULT_MODEL})")
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {DEMO_EPOCHS} (1 with --quick)")
+    parser.add_argument("--imgsz", type=int, default=None, help=f"default {DEMO_IMGSZ} (64 with --quick)")
+    parser.add_argument("--batch", type=int, default=None, help=f"default {DEMO_BATCH} (4 with --quick)")
+    parser.add_argument("--project", default="runs/demo", help="output folder (default runs/demo)")
+    parser.add_argument("--device", default="cpu")
+    opts = parser.parse_args(args)
+    from ultralytics import YOLO
+
+    start = time.time()
+    project = Path(opts.project).resolve()
+    if opts.quick:
+        from lcnet_yolo.data import make_synthetic_dataset
+
+        epochs, imgsz, batch = opts.epochs or 1, opts.imgsz or 64, opts.batch or 4
+        print("[1/5] dataset: a synthetic one (--quick)")
+        data = str(make_synthetic_dataset(project / "synthetic-data", n_train=8, n_val=4, imgsz=64))
+        image = project / "synthetic-data" / "images" / "val"
+        image = sorted(image.glob("*.png"))[0]
+    else:
+        from lcnet_yolo.data import deepforest_image, resolve_data
+
+        epochs, imgsz, batch = opts.epochs or DEMO_EPOCHS, opts.imgsz or DEMO_IMGSZ, opts.batch or DEMO_BATCH
+        print("[1/5] dataset neon-trees: building or checking (the first run extracts it from the deepforest wheel)")
+        data = resolve_data("neon-trees")
+        image = deepforest_image(DEMO_IMAGE)
+    print(f"[2/5] training {opts.model} for {epochs} epoch(s) at {imgsz} px on {opts.device}")
+    common = {"imgsz": imgsz, "batch": batch, "device": opts.device, "project": str(project), "workers": 0}
+    model = YOLO(resolve_model(opts.model))
+    model.train(data=data, epochs=epochs, name="train", trainer=LCNetDetectionTrainer, **common)
+    weights = Path(model.trainer.best)
+    print("[3/5] validating best.pt")
+    model = YOLO(weights)
+    metrics = model.val(data=data, name="val", **common)
+    print(f"[4/5] predicting on {image.name}")
+    results = model.predict(
+        source=str(image), save=True, name="predict", imgsz=imgsz, device=opts.device, project=str(project), conf=0.25
+    )
+    prediction = next(Path(results[0].save_dir).glob(f"{Path(results[0].path).stem}.*"))
+    print("[5/5] exporting ONNX")
+    onnx = model.export(format="onnx", imgsz=imgsz, device=opts.device)
+    minutes = (time.time() - start) / 60
+    print(
+        f"\nlcnet-yolo demo finished in {minutes:.1f} min\n"
+        f"  data           {data}\n"
+        f"  training run   {weights.parent.parent}  (results.png, curves, weights/best.pt)\n"
+        f"  validation     mAP50 {metrics.box.map50:.3f}   mAP50-95 {metrics.box.map:.3f}   ({metrics.save_dir})\n"
+        f"  prediction     {prediction}  ({len(results[0].boxes)} boxes)\n"
+        f"  ONNX model     {onnx}"
+    )
+    return 0
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input: reported in one line, exit status 2."""
+    from lcnet_yolo.data import DatasetError
+
+    return FileNotFoundError, ValueError, SyntaxError, DatasetError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``lcnet-yolo``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(help_text())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in {"detect", "classify"} and rest:  # `lcnet-yolo detect train ...`, as `yolo detect train ...`
+        command, rest = rest[0], [*rest[1:], f"task={command}"]
+    try:
+        if command == "benchmark":
+            from lcnet_yolo.benchmark import main as benchmark_main
+
+            return benchmark_main(rest)
+        if command == "demo":
+            return demo(rest)
+        if command == "info":
+            return info(rest)
+        if command in MODES:
+            return run_mode(command, rest)
+        print(f"lcnet-yolo: unknown command '{command}'; run `lcnet-yolo --help`", file=sys.stderr)
+        return 2
+    except _user_errors() as error:
+        print(f"lcnet-yolo {command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

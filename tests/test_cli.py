@@ -1,0 +1,140 @@
+"""The ``lcnet-yolo`` command: help, Ultralytics' arguments, clear one-line errors for bad input, demo."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from ultralytics import YOLO
+
+from lcnet_yolo.cli import main
+from lcnet_yolo.integration import packaged_models
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_help_lists_our_models_and_datasets(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for name in packaged_models():
+        assert name in out
+    from lcnet_yolo.data import DATASETS
+
+    for name in DATASETS:
+        assert name in out
+
+
+def test_unknown_model_name_is_one_line_listing_the_packaged_models(capsys):
+    code, _, err = run_cli(capsys, "val", "model=yolov8q-pplcnet.yaml")
+    assert code == 2
+    assert err.count("\n") == 1 and "yolov8s-pplcnet.yaml" in err and "Traceback" not in err
+
+
+def test_misspelt_argument_gets_ultralytics_suggestion(capsys):
+    code, out, err = run_cli(capsys, "train", "model=yolov8n-pplcnet.yaml", "epoch=3")
+    assert code == 2
+    assert "'epoch' is not a valid YOLO argument" in err and "epochs" in err
+    assert "yolo TASK MODE ARGS" not in out + err  # Ultralytics' own `yolo` help is not shown
+
+
+def test_missing_data_yaml_is_reported(capsys, best_pt, tmp_path):
+    missing = tmp_path / "nowhere" / "data.yaml"
+    code, _, err = run_cli(capsys, "val", f"model={best_pt}", f"data={missing}", f"project={tmp_path}")
+    assert code == 2 and str(missing) in err and "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("path: /tmp\ntrain: images/train\nnames: {0: tree}\n", "'val:' key missing"),
+        ("path: /tmp\ntrain: [images/train\nval: images/val\n", "YAML syntax error"),
+    ],
+    ids=["without-val", "bad-syntax"],
+)
+def test_malformed_data_yaml_is_reported(capsys, best_pt, tmp_path, content, expected):
+    data = tmp_path / "data.yaml"
+    data.write_text(content)
+    code, _, err = run_cli(capsys, "val", f"model={best_pt}", f"data={data}", f"project={tmp_path}")
+    assert code == 2 and expected in err and "Traceback" not in err
+
+
+def test_predict_skips_an_undecodable_image_and_annotates_the_rest(capsys, offline_training, best_pt, tmp_path):
+    images = Path(offline_training["data"]).parent / "images"
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes((images / "train" / "undecodable.png").read_bytes())
+    (folder / "good.png").write_bytes((images / "val" / "val_0000.png").read_bytes())
+    results = YOLO(best_pt).predict(source=str(folder), imgsz=64, device="cpu", save=True, project=str(tmp_path))
+    assert [Path(r.path).name for r in results] == ["good.png"]
+    assert [p.stem for p in Path(results[0].save_dir).iterdir()] == ["good"]
+
+
+def test_val_and_predict_through_the_cli_write_ultralytics_runs(capsys, offline_training, best_pt, tmp_path):
+    data = offline_training["data"]
+    common = ("imgsz=64", "device=cpu", f"project={tmp_path}")
+    assert run_cli(capsys, "val", f"model={best_pt}", f"data={data}", "batch=4", "name=v", *common)[0] == 0
+    assert (tmp_path / "v").is_dir()
+    source = Path(data).parent / "images" / "val" / "val_0001.png"
+    assert run_cli(capsys, "predict", f"model={best_pt}", f"source={source}", "save", "name=p", *common)[0] == 0
+    assert [p.stem for p in (tmp_path / "p").iterdir()] == ["val_0001"]
+
+
+def test_benchmark_command_is_dispatched_with_its_arguments(capsys, monkeypatch):
+    calls = []
+    fake = types.ModuleType("lcnet_yolo.benchmark")
+    fake.main = lambda argv: calls.append(argv) or 7
+    monkeypatch.setitem(sys.modules, "lcnet_yolo.benchmark", fake)
+    assert main(["benchmark", "--models", "yolov8n-pplcnet.yaml", "--imgsz", "64"]) == 7
+    assert calls == [["--models", "yolov8n-pplcnet.yaml", "--imgsz", "64"]]
+
+
+def test_info_accepts_our_names_without_suffix_and_ultralytics_own_yamls(capsys):
+    assert main(["info", "model=yolov8s-pplcnet", "imgsz=64"]) == 0
+    assert main(["info", "model=yolov8n.yaml", "imgsz=64"]) == 0  # for side-by-side comparisons
+    assert main(["info", "model=yolov8q.yaml"]) == 2
+
+
+@pytest.mark.slow
+def test_train_with_backbone_weights_from_the_cli(capsys, offline_training, tmp_path):
+    pytest.importorskip("lcnet_yolo.weights")
+    from lcnet_yolo.nn import PPLCNet
+
+    torch.manual_seed(0)
+    torch.save(PPLCNet(scale=0.5).state_dict(), tmp_path / "x0_5.pt")
+    args = ("train", "model=yolov8n-pplcnet.yaml", f"data={offline_training['data']}", "epochs=1", "imgsz=64")
+    code, _, err = run_cli(
+        capsys,
+        *args,
+        "batch=4",
+        "workers=0",
+        "device=cpu",
+        "plots=False",
+        f"project={tmp_path}",
+        "name=t",
+        f"backbone_weights={tmp_path / 'x0_5.pt'}",
+    )
+    assert code == 0, err
+    assert (tmp_path / "t" / "weights" / "best.pt").is_file()
+
+    torch.save(PPLCNet(scale=1.0).state_dict(), tmp_path / "x1_0.pt")
+    code, _, err = run_cli(capsys, *args, f"project={tmp_path}", f"backbone_weights={tmp_path / 'x1_0.pt'}")
+    assert code == 2 and "Traceback" not in err and err.count("\n") <= 3, err
+
+
+@pytest.mark.slow
+def test_demo_quick_trains_validates_predicts_and_exports(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "demo", "--quick", "--project", tmp_path / "demo")
+    assert code == 0
+    summary = out[out.index("lcnet-yolo demo finished") :]
+    assert "mAP50" in summary and "mAP50-95" in summary
+    onnx = Path(summary.split("ONNX model", 1)[1].split()[0])
+    prediction = Path(summary.split("prediction", 1)[1].split()[0])
+    assert onnx.suffix == ".onnx" and onnx.is_file() and prediction.is_file()
+    assert (tmp_path / "demo" / "train" / "results.png").is_file()
