@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -138,3 +139,30 @@ def test_demo_quick_trains_validates_predicts_and_exports(capsys, tmp_path):
     prediction = Path(summary.split("prediction", 1)[1].split()[0])
     assert onnx.suffix == ".onnx" and onnx.is_file() and prediction.is_file()
     assert (tmp_path / "demo" / "train" / "results.png").is_file()
+
+
+def test_convert_writes_safetensors_that_predict_like_the_checkpoint(capsys, best_pt, tmp_path):
+    from lcnet_yolo.checkpoints import load_safetensors, load_yolo
+
+    target = tmp_path / "best.safetensors"
+    code, out, err = run_cli(capsys, "convert", str(best_pt), str(target))
+    assert code == 0 and target.is_file() and str(target) in out, err
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = load_yolo(best_pt).model.eval()(image)[0]
+        actual = load_safetensors(target).model.eval()(image)[0]
+    assert torch.equal(expected, actual)
+
+
+def test_cli_refuses_a_checkpoint_whose_pickle_runs_code(capsys, tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({"model": RunsCode()}, evil)
+    code, _, err = run_cli(capsys, "predict", f"model={evil}", f"source={tmp_path}")
+    assert code == 2 and "evil.pt" in err and "refused" in err
+    assert not marker.exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lcnet_yolo
+from lcnet_yolo.checkpoints import load_yolo
 from lcnet_yolo.integration import (
     LCNetClassificationTrainer,
     LCNetDetectionTrainer,
@@ -57,6 +58,7 @@ Usage:
     lcnet-yolo info [model=NAME] [imgsz=640]   model summary, or the model zoo table
     lcnet-yolo benchmark [...]             latency/accuracy benchmark (see `lcnet-yolo benchmark --help`)
     lcnet-yolo demo [--quick]              build neon-trees, train, validate, predict, export
+    lcnet-yolo convert SRC.pt [DST]        checkpoint -> .safetensors (safe to share; see SECURITY.md)
 
 Examples:
     lcnet-yolo train model=yolov8n-pplcnet.yaml data=neon-trees epochs=50 imgsz=640
@@ -117,14 +119,13 @@ def resolve_dataset(data: str) -> str:
 
 def run_mode(mode: str, args: list[str]) -> int:
     """Run one of Ultralytics' modes on our model with Ultralytics' arguments."""
-    from ultralytics import YOLO
     from ultralytics.utils import ASSETS
 
     overrides = parse_overrides(args)
     backbone_weights = overrides.pop("backbone_weights", None)
     if backbone_weights and mode != "train":
         raise ValueError("backbone_weights= is a train argument")
-    model = YOLO(resolve_model(overrides.pop("model", DEFAULT_MODEL)), task=overrides.pop("task", None))
+    model = load_yolo(resolve_model(overrides.pop("model", DEFAULT_MODEL)), task=overrides.pop("task", None))
     if isinstance(overrides.get("data"), str):
         overrides["data"] = resolve_dataset(overrides["data"])
     if mode == "predict":
@@ -245,6 +246,16 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return FileNotFoundError, ValueError, SyntaxError, DatasetError
 
 
+def convert_command(args: list[str]) -> int:
+    """``lcnet-yolo convert SRC.pt [DST.safetensors]``: a checkpoint as tensors plus a metadata block."""
+    from lcnet_yolo.checkpoints import convert
+
+    if not 1 <= len(args) <= 2:
+        raise ValueError("usage: lcnet-yolo convert SRC.pt [DST.safetensors]")
+    print(convert(*args))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lcnet-yolo``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -259,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             from lcnet_yolo.benchmark import main as benchmark_main
 
             return benchmark_main(rest)
+        if command == "convert":
+            return convert_command(rest)
         if command == "demo":
             return demo(rest)
         if command == "info":

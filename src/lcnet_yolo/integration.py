@@ -23,6 +23,7 @@ from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, USER_CONFIG_DIR
 
+from lcnet_yolo.checkpoints import ReliableTrainerMixin, allow_our_classes
 from lcnet_yolo.nn.layers import Classifier, PPLCNetBackbone
 
 MODELS_DIR = Path(__file__).parent / "cfg" / "models"
@@ -95,6 +96,7 @@ def register() -> None:
         return ultralytics_check_yaml(file, *args, **kwargs)
 
     tasks.check_yaml = check_yaml
+    allow_our_classes()
     ensure_local_fonts()
     _registered = True
 
@@ -141,12 +143,12 @@ class BackboneWeightsTrainer:
         return model
 
 
-class LCNetDetectionTrainer(BackboneWeightsTrainer, DetectionTrainer):
+class LCNetDetectionTrainer(BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer):
     """Ultralytics' detection trainer with ``backbone_weights=PATH`` (PP-LCNet ImageNet weights for the backbone).
 
     Usage: ``YOLO("yolov8n-pplcnet.yaml").train(data=..., trainer=LCNetDetectionTrainer, backbone_weights=PATH)``.
     """
 
 
-class LCNetClassificationTrainer(BackboneWeightsTrainer, ClassificationTrainer):
+class LCNetClassificationTrainer(BackboneWeightsTrainer, ReliableTrainerMixin, ClassificationTrainer):
     """Ultralytics' classification trainer with ``backbone_weights=PATH``, for the ``pplcnet_*-cls.yaml`` models."""
