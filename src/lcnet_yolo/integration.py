@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from lcnet_yolo.nn.layers import PPLCNetBackbone
+from lcnet_yolo.nn.neck import LCBlock, LCDown, PPLCNetFeatures
 
 MODELS_DIR = Path(__file__).parent / "cfg" / "models"
 LAYERS = {"PPLCNetBackbone": PPLCNetBackbone}
+LAYERS.update(LCBlock=LCBlock, LCDown=LCDown, PPLCNetFeatures=PPLCNetFeatures)  # nn/neck.py
 _registered = False
 
 
