@@ -2,8 +2,9 @@
 
 from lcnet_yolo.integration import register
 from lcnet_yolo.nn import PPLCNet, pplcnet
+from lcnet_yolo.weights import LoadReport, WeightsError, load_pretrained
 
 __version__ = "0.1.0"
-__all__ = ["PPLCNet", "__version__", "pplcnet", "register"]
+__all__ = ["LoadReport", "PPLCNet", "WeightsError", "__version__", "load_pretrained", "pplcnet", "register"]
 
 register()

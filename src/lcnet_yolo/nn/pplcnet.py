@@ -10,7 +10,7 @@ Deviations and choices, stated once:
 
 * The stem has BatchNorm and the 1280-channel ``last_conv`` has no bias, as in PaddleClas (a popular
   PyTorch snippet of PP-LCNet drops the stem BN and adds that bias; timm's ``lcnet_*`` keep the BN but add
-  the bias: :mod:`lcnet_yolo.weights` reports and handles it).
+  the bias: ``head_bias=True`` keeps it, and :mod:`lcnet_yolo.weights` reports it when it is dropped).
 * The SE bottleneck is ``C // 4`` channels without rounding, as in PaddleClas (timm rounds it to a multiple
   of 8, which only differs for x0.35).
 * PaddleClas uses ``Dropout(mode="downscale_in_infer")`` before ``fc``: at inference it multiplies by
@@ -133,9 +133,16 @@ def check_scale(scale: float) -> float:
     return value
 
 
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
 def _check_block_indices(name: str, indices: Iterable[int] | None, default: tuple[int, ...]) -> frozenset[int]:
     if indices is None:
         return frozenset(default)
+    if isinstance(indices, (str, bytes)) or not isinstance(indices, Iterable):
+        raise ValueError(f"{name} must be a sequence of block indices 0..{NUM_BLOCKS - 1}, got {indices!r}")
     indices = frozenset(indices)
     bad = sorted(i for i in indices if not isinstance(i, int) or not 0 <= i < NUM_BLOCKS)
     if bad:
@@ -160,6 +167,7 @@ class PPLCNet(nn.Module):
         out_indices: stages to return in feature mode, 0..4 = ``blocks2`` … ``blocks6`` (strides 2..32);
             the default (1, 2, 3, 4) gives strides 4, 8, 16, 32.
         in_chans: input channels (3 for RGB).
+        head_bias: give ``last_conv`` a bias, as timm's ``lcnet_*`` have (PaddleClas has none).
     """
 
     def __init__(
@@ -175,11 +183,17 @@ class PPLCNet(nn.Module):
         features_only: bool = False,
         out_indices: Sequence[int] = (1, 2, 3, 4),
         in_chans: int = 3,
+        head_bias: bool = False,
     ):
         super().__init__()
         self.scale = check_scale(scale)
         if act not in ACTIVATIONS:
             raise ValueError(f"activation {act!r} is not supported; choose one of {', '.join(ACTIVATIONS)}")
+        _check_int("num_classes", num_classes, minimum=0)
+        _check_int("class_expand", class_expand, minimum=1)
+        _check_int("in_chans", in_chans, minimum=1)
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         se = _check_block_indices("se_blocks", se_blocks, DEFAULT_SE_BLOCKS)
         large = _check_block_indices("large_kernel_blocks", large_kernel_blocks, DEFAULT_LARGE_KERNEL_BLOCKS)
         self.arch = {"act": act, "se_blocks": sorted(se), "large_kernel_blocks": sorted(large)}
@@ -202,7 +216,7 @@ class PPLCNet(nn.Module):
 
         self.features_only = features_only
         if features_only:
-            out_indices = tuple(out_indices)
+            out_indices = tuple(out_indices) if isinstance(out_indices, Iterable) else (out_indices,)
             if not out_indices or any(not isinstance(i, int) or not 0 <= i < len(NET_CONFIG) for i in out_indices):
                 raise ValueError(f"out_indices must be stage indices 0..{len(NET_CONFIG) - 1}, got {out_indices}")
             self.out_indices = out_indices
@@ -211,7 +225,7 @@ class PPLCNet(nn.Module):
         self.dropout_rate = dropout
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         if use_last_conv:
-            self.last_conv = nn.Conv2d(self.num_features, class_expand, 1, bias=False)
+            self.last_conv = nn.Conv2d(self.num_features, class_expand, 1, bias=head_bias)
             self.act = ACTIVATIONS[act]()
             self.dropout = nn.Dropout(dropout)
             self.head_hidden_size = class_expand

@@ -1,0 +1,456 @@
+"""Pretrained PP-LCNet weights from PaddleClas, timm or lcnet-yolo itself, through one entry point.
+
+:func:`load_pretrained` reads the file, recognises its format from the bytes (zip, pickle or safetensors
+header) and from the key names, maps foreign names to ours, checks every shape, and loads:
+
+* **PaddleClas** ``.pdparams``: a pickled dict of numpy arrays with our module names (``pp_lcnet.py`` uses the
+  same ones). It is read without Paddle by :func:`read_pdparams`, a restricted unpickler that only builds numpy
+  arrays and plain containers and refuses anything else before it runs. :func:`convert_paddle_state_dict`
+  renames BatchNorm statistics (``_mean``/``_variance``), transposes the Linear weight (Paddle stores
+  ``[in, out]``) and folds PaddleClas' ``Dropout(mode="downscale_in_infer")`` factor ``1 - p`` into
+  ``fc.weight``, so eval logits equal PaddleClas' logits.
+* **timm** ``lcnet_*`` (``.safetensors``, ``.pth``, ``.bin``): :func:`convert_timm_state_dict` maps the keys by
+  flattened block order (timm splits the stages differently). timm's head conv has a bias ours lacks: it is
+  dropped with a warning unless the model was built with ``head_bias=True``.
+* **lcnet-yolo** state dicts (``.pt``/``.pth`` via ``torch.load(weights_only=True)``, or ``.safetensors``).
+
+Every BatchNorm that receives weights gets ``eps = 1e-5``, the value the weights were trained with
+(Ultralytics sets 1e-3 on every BatchNorm of a detector when it builds one).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import struct
+import warnings
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lcnet_yolo.nn.pplcnet import NET_CONFIG, SCALES, PPLCNet, make_divisible
+
+__all__ = [
+    "PRETRAINED_BN_EPS",
+    "LoadReport",
+    "WeightsError",
+    "WeightsFileNotFoundError",
+    "convert_paddle_state_dict",
+    "convert_timm_state_dict",
+    "load_pretrained",
+    "read_checkpoint",
+    "read_pdparams",
+]
+
+PRETRAINED_BN_EPS = 1e-5  # PaddleClas and timm train PP-LCNet with BatchNorm eps 1e-5
+READABLE_FORMATS = "PaddleClas .pdparams (pickle of numpy arrays), PyTorch .pt/.pth/.bin (torch.save), .safetensors"
+HEAD_PREFIXES = ("last_conv.", "fc.")
+SCALE_PROBE_KEY = "blocks6.1.pw_conv.conv.weight"  # out channels make_divisible(512 * scale) differ per scale
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read, or that does not fit the model."""
+
+
+class WeightsFileNotFoundError(WeightsError, FileNotFoundError):
+    """The weights file does not exist."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did: the format it found, what it loaded, and everything it did not."""
+
+    path: str
+    format: str  # "paddleclas", "timm" or "lcnet_yolo"
+    checkpoint_scale: float | None
+    model_scale: float | None
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # head keys of a model without that head
+    dropped: list[str] = field(default_factory=list)  # keys the model has no place for, by choice
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every model tensor was loaded and every checkpoint tensor was used or deliberately skipped."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: {self.format} weights, {len(self.loaded)} tensors loaded"]
+        for title, items in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("shape mismatch", [f"{k} {list(a)} (model {list(b)})" for k, a, b in self.mismatched]),
+            ("skipped (head the model does not have)", self.skipped),
+            ("dropped", self.dropped),
+        ):
+            if items:
+                lines.append(f"  {title}: {_short_list(items)}")
+        lines += [f"  warning: {w}" for w in self.warnings] + [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _short_list(items: list[str], limit: int = 8) -> str:
+    more = f" … and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The safe reader: a pickle may only rebuild numpy arrays and plain containers.
+
+
+def _numpy_core():
+    return getattr(np, "_core", None) or np.core
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    core = _numpy_core()
+    numpy_objects = {
+        ("multiarray", "_reconstruct"): core.multiarray._reconstruct,
+        ("multiarray", "scalar"): core.multiarray.scalar,
+        ("numeric", "_frombuffer"): core.numeric._frombuffer,  # protocol 5 arrays
+    }
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("collections", "OrderedDict"): OrderedDict,
+        ("_codecs", "encode"): __import__("_codecs").encode,  # bytes in protocol 2 pickles
+    }
+    for package in ("numpy.core", "numpy._core"):  # numpy 1.x writes numpy.core, numpy 2.x numpy._core
+        for (module, name), obj in numpy_objects.items():
+            allowed[(f"{package}.{module}", name)] = obj
+    return allowed
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def __init__(self, file, path: str):
+        super().__init__(file)
+        self.path = path
+        self.allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self.allowed[(module, name)]
+        except KeyError:
+            raise WeightsError(
+                f"refusing to load {self.path}: its pickle asks for the global '{module}.{name}', "
+                "but a weights file only needs numpy arrays and plain containers (nothing was executed)"
+            ) from None
+
+    def persistent_load(self, pid):
+        raise WeightsError(f"refusing to load {self.path}: its pickle uses persistent ids, which .pdparams never do")
+
+
+def read_pdparams(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a PaddleClas ``.pdparams`` file without Paddle and without running any code from it.
+
+    Returns the numpy arrays by key; non-array entries Paddle adds (``"StructuredToParameterName@@"``) are left
+    out. A pickle that asks for anything but numpy array reconstruction and plain containers raises
+    :class:`WeightsError` before the forbidden object is called.
+    """
+    path = _existing_file(path)
+    with open(path, "rb") as file:
+        try:
+            obj = _ArraysOnlyUnpickler(file, str(path)).load()
+        except WeightsError:
+            raise
+        except Exception as error:  # truncated or corrupt stream: pickle raises many kinds
+            raise WeightsError(f"cannot read {path}: the pickle is truncated or corrupt ({error})") from None
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path} holds a pickled {type(obj).__name__}, not a dict of arrays")
+    arrays = {}
+    for key, value in obj.items():
+        if isinstance(value, np.ndarray):
+            if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+                raise WeightsError(f"{path}: entry {key!r} is an array of {value.dtype}, not numbers")
+            arrays[str(key)] = value
+        elif isinstance(value, np.generic):
+            arrays[str(key)] = np.asarray(value)
+    return arrays
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading any supported file into a flat dict of tensors.
+
+_TORCH_LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch legacy magic 0x1950a86a20f9469cfc6c
+
+
+def _existing_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsFileNotFoundError(f"weights file not found: {path}")
+    return path
+
+
+def _sniff(path: Path) -> str:
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if head.startswith(b"PK\x03\x04"):
+        return "torch"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        return "torch" if head[2:].startswith(_TORCH_LEGACY_MAGIC) else "pickle"
+    if len(head) >= 9:
+        header_size = struct.unpack("<Q", head[:8])[0]
+        if head[8:9] == b"{" and 8 + header_size <= path.stat().st_size:
+            return "safetensors"
+        if head[8:9] == b"{":
+            raise WeightsError(f"cannot read {path}: the safetensors file is truncated")
+    raise WeightsError(f"{path} is not a weights file we read; supported: {READABLE_FORMATS}")
+
+
+def _read_torch(path: Path) -> Mapping:
+    try:
+        with open(path, "rb") as file:  # a file object: torch.load would pick a reader by extension from a path
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise WeightsError(
+            f"refusing to load {path}: it holds pickled Python objects, not only tensors "
+            f"(torch.load weights_only=True: {str(error).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        reason = str(error).splitlines()[0].split(". ")[0] if str(error) else type(error).__name__
+        raise WeightsError(f"cannot read {path}: the PyTorch file is truncated or corrupt ({reason})") from None
+
+
+def _read_safetensors(path: Path) -> Mapping:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as error:  # SafetensorError is not exported under a stable name
+        raise WeightsError(f"cannot read {path}: the safetensors file is corrupt ({error})") from None
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor | np.ndarray]:
+    """The state dict inside a checkpoint: accepts ``{"state_dict": ...}``-style wrappers and ``module.`` prefixes."""
+    for _ in range(2):
+        if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor | np.ndarray) for v in obj.values()):
+            inner = [obj[k] for k in ("state_dict", "model", "model_state_dict", "ema", "state_dict_ema") if k in obj]
+            if inner and isinstance(inner[0], Mapping):
+                obj = inner[0]
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor | np.ndarray)}
+    if not state:
+        raise WeightsError(f"{path} holds no tensors")
+    if all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor | np.ndarray]:
+    """Read a weights file of any supported format (recognised from its bytes) into a flat dict of arrays."""
+    path = _existing_file(path)
+    kind = _sniff(path)
+    readers = {"torch": _read_torch, "safetensors": _read_safetensors, "pickle": read_pdparams}
+    return _unwrap(readers[kind](path), path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Foreign key names -> ours. One table per format.
+
+# PaddleClas: same module names; only BatchNorm statistics are named differently.
+PADDLE_RENAMES = {"._mean": ".running_mean", "._variance": ".running_var"}
+
+
+def convert_paddle_state_dict(state: Mapping[str, np.ndarray], dropout_rate: float = 0.0) -> dict[str, torch.Tensor]:
+    """PaddleClas ``pp_lcnet.py`` parameters -> our state dict.
+
+    Renames BatchNorm ``_mean``/``_variance``, transposes ``fc.weight`` from Paddle's ``[in, out]`` and, for a
+    head with ``last_conv`` (where PaddleClas puts ``Dropout(dropout_rate, mode="downscale_in_infer")`` before
+    ``fc``), multiplies ``fc.weight`` by ``1 - dropout_rate`` so our eval-mode logits equal PaddleClas'.
+    Entries that are not arrays are ignored.
+    """
+    converted = {}
+    for key, value in state.items():
+        if not isinstance(value, np.ndarray | torch.Tensor):
+            continue
+        tensor = torch.as_tensor(np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value)
+        for paddle_suffix, suffix in PADDLE_RENAMES.items():
+            if key.endswith(paddle_suffix):
+                key = key[: -len(paddle_suffix)] + suffix
+        if key == "fc.weight" and tensor.ndim == 2:
+            tensor = tensor.t().contiguous()
+            if "last_conv.weight" in state and dropout_rate:
+                tensor = tensor * (1.0 - dropout_rate)
+        converted[key] = tensor
+    return converted
+
+
+# timm lcnet_*: stem, per-block layer names, head; blocks are numbered blocks.{stage}.{index} in timm's own split.
+TIMM_RENAMES = {
+    r"^conv_stem\.": "conv1.conv.",
+    r"^bn1\.": "conv1.bn.",
+    r"^conv_head\.": "last_conv.",
+    r"^classifier\.": "fc.",
+}
+TIMM_BLOCK_RENAMES = {
+    "conv_dw.": "dw_conv.conv.",
+    "bn1.": "dw_conv.bn.",
+    "se.conv_reduce.": "se.conv1.",
+    "se.conv_expand.": "se.conv2.",
+    "conv_pw.": "pw_conv.conv.",
+    "bn2.": "pw_conv.bn.",
+}
+_TIMM_BLOCK = re.compile(r"^blocks\.(\d+)\.(\d+)\.(.+)$")
+
+
+def convert_timm_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm ``lcnet_*`` state dict -> ours. Blocks are matched by their order in the flattened network.
+
+    timm's ``conv_head.bias`` becomes ``last_conv.bias``; :func:`load_pretrained` keeps it for a model built
+    with ``head_bias=True`` and drops it (with a warning) otherwise. Unknown keys pass through unchanged.
+    """
+    our_blocks = [f"{stage}.{i}" for stage, rows in NET_CONFIG.items() for i in range(len(rows))]
+    timm_blocks = sorted({tuple(map(int, m.groups()[:2])) for k in state if (m := _TIMM_BLOCK.match(k))})
+    block_names = dict(zip(timm_blocks, our_blocks, strict=False))
+    converted = {}
+    for key, value in state.items():
+        new_key = key
+        if (match := _TIMM_BLOCK.match(key)) and (stage_block := tuple(map(int, match.groups()[:2]))) in block_names:
+            rest = match.group(3)
+            for timm_name, name in TIMM_BLOCK_RENAMES.items():
+                if rest.startswith(timm_name):
+                    new_key = f"{block_names[stage_block]}.{name}{rest[len(timm_name) :]}"
+                    break
+        else:
+            for pattern, replacement in TIMM_RENAMES.items():
+                new_key = re.sub(pattern, replacement, new_key)
+        converted[new_key] = torch.as_tensor(value)
+    return converted
+
+
+def _detect_format(state: Mapping[str, object]) -> str:
+    keys = set(state)
+    if any(k.endswith(("._mean", "._variance")) for k in keys):
+        return "paddleclas"
+    if "conv_stem.weight" in keys or any(_TIMM_BLOCK.match(k) and ".conv_dw." in k for k in keys):
+        return "timm"
+    return "lcnet_yolo"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The entry point.
+
+
+def _scale_of(state: Mapping[str, torch.Tensor]) -> float | None:
+    if SCALE_PROBE_KEY not in state:
+        return None
+    channels = state[SCALE_PROBE_KEY].shape[0]
+    return next((s for s in SCALES if make_divisible(512 * s) == channels), None)
+
+
+def _strict_error(report: LoadReport) -> WeightsError:
+    lines = [f"{report.path} does not fit the model ({report.format} weights)"]
+    if report.checkpoint_scale and report.model_scale and report.checkpoint_scale != report.model_scale:
+        lines[0] = (
+            f"{report.path} holds PP-LCNet x{report.checkpoint_scale:g} weights but the model is "
+            f"PP-LCNet x{report.model_scale:g}; build the model with scale={report.checkpoint_scale:g}"
+        )
+    if report.missing:
+        lines.append(f"  missing in the file ({len(report.missing)}): {_short_list(report.missing)}")
+    if report.unexpected:
+        lines.append(f"  unexpected in the file ({len(report.unexpected)}): {_short_list(report.unexpected)}")
+    if report.mismatched:
+        shapes = [f"{k} {list(a)} vs model {list(b)}" for k, a, b in report.mismatched]
+        lines.append(f"  shape mismatches ({len(shapes)}): {_short_list(shapes, 4)}")
+    lines.append("  (strict=False loads what fits and returns the report)")
+    return WeightsError("\n".join(lines))
+
+
+def _find_backbone(model: nn.Module) -> tuple[str, nn.Module]:
+    """``model`` itself if it is a PP-LCNet (or not a container of one), else its only PP-LCNet submodule."""
+    if isinstance(model, PPLCNet):
+        return "", model
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, PPLCNet)]
+    if len(found) > 1:
+        names = ", ".join(name for name, _ in found)
+        raise WeightsError(f"the model holds {len(found)} PP-LCNet modules ({names}); pass the one to load into")
+    return found[0] if found else ("", model)
+
+
+def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
+    """Load PaddleClas, timm or lcnet-yolo PP-LCNet weights into ``model`` and say what was done.
+
+    The format is recognised from the file contents and key names, not the extension. With ``strict=True``
+    (default) any missing key, unexpected key or shape mismatch raises one :class:`WeightsError` listing them
+    and leaves the model untouched; ``strict=False`` loads what fits. Head keys (``last_conv``, ``fc``) are
+    skipped, not errors, for a model without that head (``features_only``, ``PPLCNetBackbone``,
+    ``num_classes=0``). Every BatchNorm that receives weights gets ``eps=1e-5``, the value they were trained
+    with. PaddleClas' inference-time dropout scaling is folded into ``fc.weight`` (``p = model.dropout_rate``).
+    A model that contains one PP-LCNet (an Ultralytics detector built from our YAMLs) loads into that module.
+    """
+    path = _existing_file(path)
+    raw = read_checkpoint(path)
+    submodule, model = _find_backbone(model)
+    fmt = _detect_format(raw)
+    notes = []
+    if fmt == "paddleclas":
+        model_has_last_conv = getattr(model, "last_conv", None) is not None
+        dropout_rate = float(getattr(model, "dropout_rate", 0.0)) if model_has_last_conv else 0.0
+        state = convert_paddle_state_dict(raw, dropout_rate)
+        if dropout_rate and "fc.weight" in state and "last_conv.weight" in state:
+            notes.append(f"fc.weight scaled by 1 - {dropout_rate:g} (PaddleClas dropout scales at inference)")
+    elif fmt == "timm":
+        state = convert_timm_state_dict(raw)
+    else:
+        state = {k: torch.as_tensor(v) for k, v in raw.items()}
+
+    target = model.state_dict()
+    model_scale = getattr(model, "scale", None) or _scale_of(target)
+    report = LoadReport(str(path), fmt, _scale_of(state), model_scale, notes=notes)
+    if submodule:
+        report.notes.append(f"loaded into the model's PP-LCNet submodule '{submodule}'")
+    has_module = {prefix: any(k.startswith(prefix) for k in target) for prefix in HEAD_PREFIXES}
+    to_load = {}
+    for key, value in state.items():
+        if key in target:
+            if tuple(value.shape) == tuple(target[key].shape):
+                to_load[key] = value
+            else:
+                report.mismatched.append((key, tuple(value.shape), tuple(target[key].shape)))
+        elif key.startswith(HEAD_PREFIXES) and not has_module[key.split(".")[0] + "."]:
+            report.skipped.append(key)
+        elif key == "last_conv.bias":
+            report.dropped.append(key)
+            report.warnings.append(
+                "the file's head conv has a bias (timm conv_head.bias) that the model lacks: dropped, so logits "
+                "differ from the source; build the model with head_bias=True to keep it"
+            )
+        elif not key.endswith("num_batches_tracked"):
+            report.unexpected.append(key)
+    for key in target:
+        if key in state or key.endswith("num_batches_tracked"):
+            continue
+        if key == "last_conv.bias" and "last_conv.weight" in state:
+            to_load[key] = torch.zeros_like(target[key])
+            report.notes.append("last_conv.bias set to zero: the file's head conv has no bias")
+        else:
+            report.missing.append(key)
+    if strict and not report.complete:
+        raise _strict_error(report)
+
+    model.load_state_dict(to_load, strict=False)
+    report.loaded = sorted(to_load)
+    bn_count = 0
+    for name, module in model.named_modules():
+        loaded_into = isinstance(module, nn.modules.batchnorm._BatchNorm) and any(
+            f"{name}.{tensor}" in to_load for tensor in ("weight", "bias", "running_mean", "running_var")
+        )
+        if loaded_into:
+            module.eps = PRETRAINED_BN_EPS
+            bn_count += 1
+    if bn_count:
+        report.notes.append(f"BatchNorm eps set to {PRETRAINED_BN_EPS:g} on {bn_count} layers (training value)")
+    for message in report.warnings:
+        warnings.warn(f"{path}: {message}", stacklevel=2)
+    return report
