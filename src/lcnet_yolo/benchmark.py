@@ -77,6 +77,7 @@ class BenchmarkSettings:
     # equal training budget for mAP
     data: str | None = "neon-trees"
     train_models: tuple[str, ...] | None = None  # None: train every model
+    train_args: dict = field(default_factory=dict)  # more Ultralytics train arguments, the same for every model
     epochs: int = 10
     train_imgsz: int = 416
     batch: int = 16
@@ -343,7 +344,7 @@ def train(name: str, data_yaml: Path, settings: BenchmarkSettings) -> dict:
             epochs=settings.epochs,
             imgsz=settings.train_imgsz,
             batch=settings.batch,
-            nbs=settings.batch,  # one optimizer step per batch: the default nbs=64 would accumulate 8 batches of a tiny set
+            nbs=settings.batch,  # one optimizer step per batch (nbs=64 would accumulate 16 batches of 4)
             seed=settings.seed,
             deterministic=True,
             workers=settings.workers,
@@ -356,6 +357,7 @@ def train(name: str, data_yaml: Path, settings: BenchmarkSettings) -> dict:
             name=name,
             exist_ok=True,
             verbose=False,
+            **settings.train_args,
         )
     seconds = time.perf_counter() - start
     weights = Path(yolo.trainer.best if Path(yolo.trainer.best).exists() else yolo.trainer.last)
@@ -792,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--optimizer", default=None, help="Ultralytics optimizer for every model (default: AdamW)")
+    parser.add_argument("--lr0", type=float, default=None, help="initial learning rate for every model")
     parser.add_argument("--train-models", nargs="+", default=None, help="train only these (default: all models)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 export and its measurements")
     parser.add_argument("--calib-images", type=int, default=None)
@@ -822,6 +826,10 @@ def main(argv: list[str] | None = None) -> int:
             setattr(settings, key, value)
     if args.no_int8:
         settings.int8 = False
+    if args.optimizer is not None:
+        settings.train_args["optimizer"] = args.optimizer
+    if args.lr0 is not None:
+        settings.train_args["lr0"] = args.lr0
     try:
         settings.__post_init__()
         missing = [m for m in settings.models if not _yaml_exists(m)]
