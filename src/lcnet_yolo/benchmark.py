@@ -55,6 +55,7 @@ ABLATIONS = (
     "yolov8n-pplcnet-abl-neck-k3",
     "yolov8n-pplcnet-abl-n2",
     "yolov8n-pplcnet-abl-x0.75",
+    "yolov8n-pplcnet-abl-x1.0",
 )
 BACKENDS = ("torch", "onnxruntime", "openvino")
 
@@ -77,10 +78,11 @@ class BenchmarkSettings:
     # equal training budget for mAP
     data: str | None = "neon-trees"
     train_models: tuple[str, ...] | None = None  # None: train every model
-    train_args: dict = field(default_factory=dict)  # more Ultralytics train arguments, the same for every model
-    epochs: int = 10
+    # more Ultralytics train arguments, the same for every model: AdamW at Ultralytics' default lr0
+    train_args: dict = field(default_factory=lambda: {"optimizer": "AdamW", "lr0": 0.01})
+    epochs: int = 60
     train_imgsz: int = 416
-    batch: int = 16
+    batch: int = 4
     seed: int = 0
     workers: int = 2
     int8: bool = True
@@ -694,7 +696,9 @@ def markdown_table(results: dict) -> str:
         lines += [
             "",
             f"Equal training budget: {settings['epochs']} epochs, imgsz {settings['train_imgsz']}, batch "
-            f"{settings['batch']}, seed {settings['seed']}, from scratch on `{results['data_yaml']}`. "
+            f"{settings['batch']}, seed {settings['seed']}, "
+            + "".join(f"{k} {v}, " for k, v in settings["train_args"].items())
+            + f"from scratch on `{results['data_yaml']}`. "
             f"int8 = ONNX Runtime static quantization (QDQ, per-channel), {settings['calib_images']} calibration "
             f"images; deployed latency with ONNX Runtime at {settings['deploy_imgsz']} px, trained heads; int8 "
             f"ratio is to {settings['baseline']}'s fp32.",
