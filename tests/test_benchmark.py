@@ -64,7 +64,9 @@ def test_every_measurement_is_finite_and_timings_positive(quick_run):
             assert row[key] > 0, (row["model"], key)
         for key in ("map50", "map50_95", "onnx_fp32_map50_95", "onnx_int8_map50_95"):
             assert 0.0 <= row[key] <= 1.0, (row["model"], key)
-        assert 0 < row["peak_fraction"] < 1.5
+        achieved = row["gflops_640"] * (64 / 640) ** 2 / (row["onnxruntime_64_ms"] / 1e3)
+        assert row["achieved_gflops_per_s"] == pytest.approx(achieved)
+        assert row["peak_fraction"] == pytest.approx(achieved / results["sgemm_peak_gflops_per_s"])
     for samples in results["raw_ms"].values():
         assert len(samples) == results["settings"]["repeats"]
 
