@@ -49,7 +49,7 @@ ABLATIONS = (
     "yolov8n-pplcnet-abl-plain-regmax1",
     "yolov8n-pplcnet-abl-dfl",
     "yolov8n-pplcnet-abl-densecls",
-    "yolov8n-pplcnet-abl-hswish",
+    "yolov8n-pplcnet-abl-relu",
     "yolov8n-pplcnet-abl-se-off",
     "yolov8n-pplcnet-abl-k3",
     "yolov8n-pplcnet-abl-neck-k3",
@@ -555,7 +555,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     _log(f"sgemm peak {peak:.1f} GFLOP/s on {settings.threads} threads")
 
     # 2. training throughput
-    for name in settings.models:
+    for name in settings.train_models or settings.models:
         rows[name]["train_img_per_s"] = train_throughput(
             name, settings.train_imgsz, settings.throughput_batch, settings.throughput_iters
         )
