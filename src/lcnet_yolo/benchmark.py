@@ -80,7 +80,7 @@ class BenchmarkSettings:
     train_models: tuple[str, ...] | None = None  # None: train every model
     # more Ultralytics train arguments, the same for every model: AdamW at Ultralytics' default lr0
     train_args: dict = field(default_factory=lambda: {"optimizer": "AdamW", "lr0": 0.01})
-    epochs: int = 60
+    epochs: int = 50
     train_imgsz: int = 416
     batch: int = 4
     seed: int = 0
@@ -611,7 +611,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         "sgemm_peak_gflops_per_s": peak,
         "data_yaml": str(data_yaml) if data_yaml else None,
         "wall_s": time.time() - started,
-        "command": "lcnet-yolo benchmark " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["benchmark"] else None,
+        "argv": sys.argv,
         "rows": list(rows.values()),
         "raw_ms": raw,
     }
