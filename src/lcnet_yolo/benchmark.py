@@ -74,13 +74,13 @@ class BenchmarkSettings:
     backends: tuple[str, ...] = BACKENDS
     sgemm_size: int = 2048
     throughput_batch: int = 8
-    throughput_iters: int = 3
+    throughput_iters: int = 5  # interleaved rounds
     # equal training budget for mAP
     data: str | None = "neon-trees"
     train_models: tuple[str, ...] | None = None  # None: train every model
     # more Ultralytics train arguments, the same for every model: AdamW at Ultralytics' default lr0
     train_args: dict = field(default_factory=lambda: {"optimizer": "AdamW", "lr0": 0.01})
-    epochs: int = 50
+    epochs: int = 40
     train_imgsz: int = 416
     batch: int = 4
     seed: int = 0
@@ -271,29 +271,45 @@ def summarize(samples: list[float]) -> dict[str, float]:
     return {"median": statistics.median(samples), "iqr": q3 - q1}
 
 
-def sgemm_peak_gflops(size: int, threads: int, repeats: int = 10) -> float:
-    """Peak fp32 GFLOP/s of this machine: the best of ``repeats`` size x size matrix products in PyTorch."""
+def sgemm_peak_gflops(size: int, threads: int, repeats: int = 10) -> dict[str, float]:
+    """Peak fp32 GFLOP/s of this machine: the best of ``repeats`` size x size matrix products, in PyTorch and in
+    ONNX Runtime (MLAS, the GEMM behind its convolutions), at ``threads`` threads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
     torch.set_num_threads(threads)
     a, b = torch.rand(size, size), torch.rand(size, size)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "sgemm",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])],
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"a": a.numpy(), "b": b.numpy()}
+    runners = {"torch": lambda: torch.mm(a, b), "onnxruntime": lambda: session.run(None, feed)}
+    peaks = {}
+    for name, run in runners.items():
+        run()
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        peaks[name] = 2 * size**3 / best / 1e9
+    return peaks
 
 
-def train_throughput(name: str, imgsz: int, batch: int, iters: int, nc: int = 1) -> float:
-    """Training images/s: forward, Ultralytics' loss, backward and an SGD step on random images and boxes."""
+def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, nc: int = 1) -> dict[str, float]:
+    """Training images/s of each model: forward, Ultralytics' loss, backward and an SGD step on one random batch;
+    ``batch`` / median step time over ``rounds`` interleaved rounds after two warm-up steps each."""
     from ultralytics.cfg import get_cfg
     from ultralytics.nn.tasks import DetectionModel
 
-    with _quiet():
-        model = DetectionModel(model_yaml(name), nc=nc, verbose=False)
-    model.args = get_cfg()
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     g = torch.Generator().manual_seed(0)
     boxes_per_image = 4
     n = batch * boxes_per_image
@@ -304,18 +320,24 @@ def train_throughput(name: str, imgsz: int, batch: int, iters: int, nc: int = 1)
         "bboxes": torch.cat([0.2 + 0.6 * torch.rand(n, 2, generator=g), 0.05 + 0.2 * torch.rand(n, 2, generator=g)], 1),
     }
 
-    def step():
-        optimizer.zero_grad()
-        loss, _ = model.loss(data)
-        loss.sum().backward()
-        optimizer.step()
+    def make_step(name: str) -> Callable[[], None]:
+        with _quiet():
+            model = DetectionModel(model_yaml(name), nc=nc, verbose=False)
+        model.args = get_cfg()
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
-    step()  # warm-up: builds the criterion and the autograd buffers
-    step()
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    return batch * iters / (time.perf_counter() - start)
+        def step():
+            optimizer.zero_grad()
+            loss, _ = model.loss(data)
+            loss.sum().backward()
+            optimizer.step()
+
+        return step
+
+    steps = {name: make_step(name) for name in names}
+    samples = time_interleaved(steps, warmup=2, repeats=rounds)
+    return {name: batch / (statistics.median(ms) / 1e3) for name, ms in samples.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -515,7 +537,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     raw: dict[str, list[float]] = {}
     started = time.time()
     # the machine may be shared: the peak is the best of one measurement before and one after the latency runs
-    peak = sgemm_peak_gflops(settings.sgemm_size, settings.threads)
+    peaks = [sgemm_peak_gflops(settings.sgemm_size, settings.threads)]
 
     # 1. architecture: params, GFLOPs, latency of the 80-class models as their YAMLs define them
     for imgsz in settings.imgsz:
@@ -544,7 +566,9 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             rows[name][f"{backend}_{size}_iqr_ms"] = stats["iqr"]
         del runners
 
-    peak = max(peak, sgemm_peak_gflops(settings.sgemm_size, settings.threads))
+    peaks.append(sgemm_peak_gflops(settings.sgemm_size, settings.threads))
+    peak_by_library = {lib: max(p[lib] for p in peaks) for lib in peaks[0]}
+    peak = max(peak_by_library.values())
     ref_size = 640 if 640 in settings.imgsz else settings.imgsz[-1]
     for row in rows.values():
         ms = row.get(f"onnxruntime_{ref_size}_ms")
@@ -552,13 +576,17 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             flops = row["gflops_640"] * (ref_size / 640) ** 2
             row["achieved_gflops_per_s"] = flops / (ms / 1e3)
             row["peak_fraction"] = row["achieved_gflops_per_s"] / peak
-    _log(f"sgemm peak {peak:.1f} GFLOP/s on {settings.threads} threads")
+    _log(f"sgemm peak {peak:.1f} GFLOP/s on {settings.threads} threads ({peak_by_library})")
 
     # 2. training throughput
-    for name in settings.train_models or settings.models:
-        rows[name]["train_img_per_s"] = train_throughput(
-            name, settings.train_imgsz, settings.throughput_batch, settings.throughput_iters
-        )
+    throughput = train_throughput(
+        settings.train_models or settings.models,
+        settings.train_imgsz,
+        settings.throughput_batch,
+        settings.throughput_iters,
+    )
+    for name, images_per_s in throughput.items():
+        rows[name]["train_img_per_s"] = images_per_s
     _log("training throughput done")
 
     # 3. equal-budget training, mAP, int8 deployment
@@ -609,6 +637,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
         "machine": machine_info(settings.threads),
         "sgemm_peak_gflops_per_s": peak,
+        "sgemm_peak_by_library": peak_by_library,
         "data_yaml": str(data_yaml) if data_yaml else None,
         "wall_s": time.time() - started,
         "argv": sys.argv,
@@ -665,7 +694,8 @@ def markdown_table(results: dict) -> str:
     lines = [
         f"Machine: {machine['cpu']}, {machine['logical_cores']} logical cores, {machine['threads']} threads; "
         f"torch {machine['torch']}, onnxruntime {machine['onnxruntime']}, openvino {machine.get('openvino', '–')}, "
-        f"ultralytics {machine['ultralytics']}. sgemm peak {results['sgemm_peak_gflops_per_s']:.1f} GFLOP/s.",
+        f"ultralytics {machine['ultralytics']}. sgemm peak {results['sgemm_peak_gflops_per_s']:.1f} GFLOP/s "
+        f"(best {results['settings']['sgemm_size']}² fp32 matmul of PyTorch and ONNX Runtime, same threads).",
         f"Latency: batch 1, median (IQR) of {settings['repeats']} interleaved runs after {settings['warmup']} "
         f"warm-up runs, ms; ratios to {settings['baseline']} in parentheses. 80-class heads, random weights.",
         "",
