@@ -6,13 +6,14 @@ One run measures, for every model built from its YAML (random init, 80 classes: 
 * batch-1 latency at each ``imgsz`` in PyTorch eager (BatchNorm folded), ONNX Runtime and OpenVINO (same ONNX
   file), the median and interquartile range of ``repeats`` runs after ``warmup`` runs; every backend of every
   model is timed once per round, the rounds rotate the order, so a drift of the machine hits all models alike;
-* achieved GFLOP/s (model FLOPs / ONNX Runtime latency) next to the peak of a large sgemm at the same thread count;
-* training throughput (images/s of forward + loss + backward + SGD step on random batches).
+* achieved GFLOP/s (model FLOPs / ONNX Runtime latency) next to the peak of a large sgemm (PyTorch and ONNX
+  Runtime's MLAS, the better one) at the same thread count;
+* training throughput (images/s of forward + loss + backward + SGD step on random batches, interleaved rounds).
 
-Then, at one equal training budget (same data, epochs, imgsz, batch, seed; all from scratch), it trains every model
-with Ultralytics, measures mAP50 and mAP50-95 on the validation split, exports the trained model to ONNX, makes an
-int8 copy (ONNX Runtime static quantization, calibrated on training images) and reports the fp32 and int8 latency
-at 640 and mAP of both ONNX files through Ultralytics' own ``val``.
+Then, at one equal training budget (same data, epochs, imgsz, batch, optimizer, lr0, seed; all from scratch), it
+trains every model (or ``train_models``) with Ultralytics, measures mAP50 and mAP50-95 on the validation split,
+exports the trained model to ONNX, makes an int8 copy (ONNX Runtime static quantization, calibrated on training
+images) and reports the fp32 and int8 latency at 640 and mAP of both ONNX files through Ultralytics' own ``val``.
 
 Everything is written to ``out``: ``results.json`` (settings, machine, raw timings), ``results.csv``,
 ``results.md`` and ``results.png`` (latency vs mAP, bubble area = parameters). Ratios are to ``baseline``.
