@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from lcnet_yolo import benchmark
-from lcnet_yolo.benchmark import DEFAULT_MODELS, fold_batchnorm, summarize, time_interleaved
-from lcnet_yolo.nn.neck import LCBlock, LCDown, PPLCNetFeatures
+from lcnet_yolo.benchmark import DEFAULT_MODELS, summarize, time_interleaved
+from lcnet_yolo.nn.layers import PPLCNetBackbone
+from lcnet_yolo.nn.neck import LCBlock, LCDown
 
 
 @pytest.fixture(scope="session")
@@ -86,21 +87,6 @@ def test_summary_is_median_and_interquartile_range():
     assert stats["iqr"] == pytest.approx(2.0)
 
 
-def test_folding_batchnorm_keeps_outputs():
-    torch.manual_seed(0)
-    model = PPLCNetFeatures(0.5, [2, 3, 4]).eval()
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-    x = torch.rand(1, 3, 64, 64)
-    before = model(x)
-    fold_batchnorm(model)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    for a, b in zip(before, model(x), strict=True):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
-
-
 def test_light_neck_blocks_keep_width_and_halve_resolution():
     x = torch.rand(2, 16, 32, 32)
     assert LCBlock(16, 2, 5)(x).shape == x.shape
@@ -111,7 +97,7 @@ def test_light_neck_blocks_keep_width_and_halve_resolution():
 
 
 def test_ablation_backbone_switches_reach_the_network():
-    plain = PPLCNetFeatures(0.5, [2, 3, 4], [], [], "relu")
+    plain = PPLCNetBackbone(0.5, [2, 3, 4], [], [], "relu")
     assert plain.arch == {"act": "relu", "se_blocks": [], "large_kernel_blocks": []}
     assert [f.shape[1] for f in plain(torch.rand(1, 3, 64, 64))] == [64, 128, 256]
 

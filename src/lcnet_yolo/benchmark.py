@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import csv
 import io
-import itertools
 import json
 import logging
 import math
@@ -162,26 +161,6 @@ def build(name: str):
 
     with _quiet():
         return YOLO(model_yaml(name))
-
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every Conv2d -> BatchNorm2d pair left in ``nn.Sequential`` containers (our PP-LCNet layers) in place.
-
-    Ultralytics' ``fuse()`` folds its own ``Conv`` modules only; this does the same for ours so that PyTorch eager
-    timings compare fused models with fused models.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    for module in model.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        names = list(module._modules)
-        for a, b in itertools.pairwise(names):
-            conv, bn = module._modules[a], module._modules[b]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                module._modules[a] = fuse_conv_bn_eval(conv.eval(), bn.eval())
-                module._modules[b] = nn.Identity()
-    return model
 
 
 def count_params(model: nn.Module) -> int:
@@ -550,9 +529,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
                 rows[name]["gflops_640"] = gflops(yolo.model, 640)
             onnx_path = export_onnx(yolo, imgsz, out / "onnx" / f"{name}-{imgsz}.onnx")
             if "torch" in backends:
-                fused = fold_batchnorm(build(name).model.eval())
-                with _quiet():
-                    fused = fused.fuse(verbose=False)
+                with _quiet():  # Ultralytics' fuse() folds our PP-LCNet units' BatchNorms too (nn/layers.py)
+                    fused = build(name).model.eval().fuse(verbose=False)
                 runners[f"{name}|torch|{imgsz}"] = torch_runner(fused, imgsz)
             if "onnxruntime" in backends:
                 runners[f"{name}|onnxruntime|{imgsz}"] = onnxruntime_runner(onnx_path, settings.threads)

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 METADATA_FORMAT = "lcnet-yolo/1"  # value of the "format" key in the metadata of our .safetensors files
-_OUR_MODULES = ("lcnet_yolo.nn.pplcnet", "lcnet_yolo.nn.layers")
+_OUR_MODULES = ("lcnet_yolo.nn.pplcnet", "lcnet_yolo.nn.layers", "lcnet_yolo.nn.neck")
 _SAFE_LOAD_LOCK = threading.Lock()
 
 

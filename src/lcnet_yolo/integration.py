@@ -25,12 +25,11 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, USER_CONFIG_DIR
 
 from lcnet_yolo.checkpoints import ReliableTrainerMixin, allow_our_classes
 from lcnet_yolo.nn.layers import Classifier, PPLCNetBackbone
-from lcnet_yolo.nn.neck import LCBlock, LCDown, PPLCNetFeatures
+from lcnet_yolo.nn.neck import LCBlock, LCDown
 
 MODELS_DIR = Path(__file__).parent / "cfg" / "models"
 LAYERS = {
     "PPLCNetBackbone": PPLCNetBackbone,
-    "PPLCNetFeatures": PPLCNetFeatures,
     "LCBlock": LCBlock,
     "LCDown": LCDown,
     "Classifier": Classifier,

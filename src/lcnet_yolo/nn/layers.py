@@ -38,21 +38,50 @@ class FusableConvBNAct(ConvBNAct, Conv):
     """
 
 
+def adopt_ultralytics_fusion(module: nn.Module, keep_bn_eps: bool = False) -> nn.Module:
+    """Turn every PP-LCNet conv+BN+act unit inside ``module`` into a :class:`FusableConvBNAct` (in place).
+
+    With ``keep_bn_eps`` the BatchNorms also become :class:`BatchNorm2d` with eps 1e-5 (backbone: the value its
+    ImageNet weights were trained with); otherwise they stay plain and take Ultralytics' settings like its own
+    layers (neck). Parameters and state-dict keys do not change.
+    """
+    for m in module.modules():
+        if type(m) is ConvBNAct:
+            m.__class__ = FusableConvBNAct
+        elif keep_bn_eps and type(m) is nn.BatchNorm2d:
+            m.__class__ = BatchNorm2d
+            m.eps, m.momentum = BACKBONE_BN_EPS, BACKBONE_BN_MOMENTUM
+    return module
+
+
 class PPLCNetBackbone(PPLCNet):
     """PP-LCNet as a YOLO backbone: returns the feature maps of ``out_indices`` (default P3, P4, P5).
 
-    YAML row: ``[-1, 1, PPLCNetBackbone, [scale, out_indices]]``, then one ``Index`` row per feature map.
-    ``out_indices`` counts stages ``blocks2`` … ``blocks6`` as 0 … 4 (strides 2 … 32).
+    YAML row: ``[-1, 1, PPLCNetBackbone, [scale, out_indices, se_blocks, large_kernel_blocks, act]]`` (all but
+    ``scale`` optional), then one ``Index`` row per feature map. ``out_indices`` counts stages ``blocks2`` …
+    ``blocks6`` as 0 … 4 (strides 2 … 32); ``se_blocks`` / ``large_kernel_blocks`` are block indices 0..12
+    (``[]`` = none, ``null`` = the paper's) and ``act`` is ``hardswish`` (paper), ``relu`` or ``relu6``.
     """
 
-    def __init__(self, scale: float = 1.0, out_indices: Sequence[int] = (2, 3, 4), **kwargs):
-        super().__init__(scale, features_only=True, out_indices=tuple(out_indices), **kwargs)
-        for module in self.modules():
-            if type(module) is ConvBNAct:
-                module.__class__ = FusableConvBNAct
-            elif type(module) is nn.BatchNorm2d:
-                module.__class__ = BatchNorm2d
-                module.eps, module.momentum = BACKBONE_BN_EPS, BACKBONE_BN_MOMENTUM
+    def __init__(
+        self,
+        scale: float = 1.0,
+        out_indices: Sequence[int] = (2, 3, 4),
+        se_blocks: Sequence[int] | None = None,
+        large_kernel_blocks: Sequence[int] | None = None,
+        act: str = "hardswish",
+        **kwargs,
+    ):
+        super().__init__(
+            scale,
+            features_only=True,
+            out_indices=out_indices,
+            se_blocks=se_blocks,
+            large_kernel_blocks=large_kernel_blocks,
+            act=act,
+            **kwargs,
+        )
+        adopt_ultralytics_fusion(self, keep_bn_eps=True)
 
 
 class Classifier(Classify):

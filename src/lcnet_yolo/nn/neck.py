@@ -8,12 +8,11 @@ Ultralytics' 1×1 ``Conv`` rows, so Ultralytics' channel bookkeeping (``parse_mo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
-from lcnet_yolo.nn.pplcnet import ConvBNAct, DepthwiseSeparable, PPLCNet
+from lcnet_yolo.nn.layers import adopt_ultralytics_fusion
+from lcnet_yolo.nn.pplcnet import ConvBNAct, DepthwiseSeparable
 
 
 class LCBlock(nn.Module):
@@ -46,6 +45,7 @@ class LCBlock(nn.Module):
         self.channels = channels
         self.blocks = nn.Sequential(*(DepthwiseSeparable(channels, channels, kernel, 1, se, act) for _ in range(n)))
         self.shortcut = shortcut
+        adopt_ultralytics_fusion(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.blocks(x)
@@ -62,34 +62,7 @@ class LCDown(nn.Module):
     def __init__(self, channels: int, kernel: int = 3, act: str = "hardswish"):
         super().__init__()
         self.channels = channels
-        self.down = ConvBNAct(channels, channels, kernel, stride=2, groups=channels, act=act)
+        self.down = adopt_ultralytics_fusion(ConvBNAct(channels, channels, kernel, stride=2, groups=channels, act=act))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(x)
-
-
-class PPLCNetFeatures(PPLCNet):
-    """PP-LCNet as a YOLO backbone with the paper's switches as positional YAML arguments.
-
-    YAML row: ``[-1, 1, PPLCNetFeatures, [scale, out_indices, se_blocks, large_kernel_blocks, act]]``;
-    ``se_blocks`` / ``large_kernel_blocks`` are block indices 0..12 (``[]`` = none, ``null`` = the paper's) and
-    ``act`` is ``hardswish`` (paper), ``relu`` or ``relu6``. With the first two arguments only it is
-    :class:`~lcnet_yolo.nn.layers.PPLCNetBackbone`.
-    """
-
-    def __init__(
-        self,
-        scale: float = 1.0,
-        out_indices: Sequence[int] = (2, 3, 4),
-        se_blocks: Sequence[int] | None = None,
-        large_kernel_blocks: Sequence[int] | None = None,
-        act: str = "hardswish",
-    ):
-        super().__init__(
-            scale,
-            features_only=True,
-            out_indices=tuple(out_indices),
-            se_blocks=se_blocks,
-            large_kernel_blocks=large_kernel_blocks,
-            act=act,
-        )
