@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,12 @@ def _datasets() -> dict[str, str]:
 
 def help_text() -> str:
     """The ``--help`` text: usage, our models and our datasets."""
-    detectors = [m for m in packaged_models() if not m.endswith("-cls.yaml")]
+
+    def listing(names: list[str]) -> str:
+        return textwrap.fill(", ".join(names), width=110, initial_indent="    ", subsequent_indent="    ")
+
+    detectors = [m for m in packaged_models() if not m.endswith("-cls.yaml") and "-abl-" not in m]
+    ablations = [m for m in packaged_models() if "-abl-" in m]
     classifiers = [m for m in packaged_models() if m.endswith("-cls.yaml")]
     datasets = "\n".join(f"    {name:<14}{desc}" for name, desc in _datasets().items()) or "    (none)"
     return f"""lcnet-yolo {lcnet_yolo.__version__}: YOLOv8 with a PP-LCNet backbone, on Ultralytics.
@@ -71,9 +77,11 @@ Examples:
     lcnet-yolo export model=runs/detect/train/weights/best.pt format=onnx
 
 Detection models:
-    {", ".join(detectors)}
+{listing(detectors)}
+Ablations of the n model (see BENCHMARKS.md):
+{listing(ablations)}
 Classification models (task=classify, data=an ImageFolder directory):
-    {", ".join(classifiers)}
+{listing(classifiers)}
 Datasets (data=NAME):
 {datasets}
 """
