@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from lcnet_yolo.nn import SCALES, PPLCNet
 from lcnet_yolo.nn.layers import PPLCNetBackbone
+from lcnet_yolo.nn.pplcnet import ACTIVATIONS
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 block_index = st.integers(0, 12)
@@ -19,7 +20,7 @@ valid_scales = st.sampled_from(sorted(SCALES))
     out_indices=st.lists(st.integers(0, 4), min_size=1, max_size=5, unique=True).map(sorted),
     se_blocks=st.lists(block_index, max_size=4),
     large_kernel_blocks=st.lists(block_index, max_size=4),
-    act=st.sampled_from(["hardswish", "relu", "relu6"]),
+    act=st.sampled_from(sorted(ACTIVATIONS)),
     height=st.integers(8, 80),
     width=st.integers(8, 80),
 )
@@ -56,7 +57,7 @@ invalid_kwargs = st.one_of(
     st.fixed_dictionaries({"num_classes": st.one_of(st.integers(max_value=-1), st.floats(), st.text(max_size=2))}),
     st.fixed_dictionaries({"in_chans": st.integers(max_value=0)}),
     st.fixed_dictionaries({"dropout": st.one_of(st.floats(min_value=1.0), st.floats(max_value=-1e-9))}),
-    st.fixed_dictionaries({"act": st.text(max_size=8).filter(lambda a: a not in ("hardswish", "relu", "relu6"))}),
+    st.fixed_dictionaries({"act": st.text(max_size=8).filter(lambda a: a not in ACTIVATIONS)}),
     st.fixed_dictionaries({"se_blocks": st.lists(st.integers().filter(lambda i: not 0 <= i <= 12), min_size=1)}),
     st.fixed_dictionaries({"large_kernel_blocks": st.one_of(st.integers(), st.text(min_size=1, max_size=3))}),
     st.fixed_dictionaries(

@@ -50,6 +50,7 @@ ABLATIONS = (
     "yolov8n-pplcnet-abl-dfl",
     "yolov8n-pplcnet-abl-densecls",
     "yolov8n-pplcnet-abl-relu",
+    "yolov8n-pplcnet-abl-leaky",
     "yolov8n-pplcnet-abl-se-off",
     "yolov8n-pplcnet-abl-k3",
     "yolov8n-pplcnet-abl-neck-k3",

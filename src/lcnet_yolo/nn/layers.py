@@ -60,7 +60,7 @@ class PPLCNetBackbone(PPLCNet):
     YAML row: ``[-1, 1, PPLCNetBackbone, [scale, out_indices, se_blocks, large_kernel_blocks, act]]`` (all but
     ``scale`` optional), then one ``Index`` row per feature map. ``out_indices`` counts stages ``blocks2`` …
     ``blocks6`` as 0 … 4 (strides 2 … 32); ``se_blocks`` / ``large_kernel_blocks`` are block indices 0..12
-    (``[]`` = none, ``null`` = the paper's) and ``act`` is ``hardswish`` (paper), ``relu`` or ``relu6``.
+    (``[]`` = none, ``null`` = the paper's) and ``act`` is ``hardswish`` (paper), ``relu``, ``relu6`` or ``leakyrelu``.
     """
 
     def __init__(

@@ -21,6 +21,7 @@ Deviations and choices, stated once:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -64,7 +65,12 @@ SCALES: dict[float, tuple[float, float]] = {
     2.0: (6.5, 590),
     2.5: (9.0, 906),
 }
-ACTIVATIONS = {"hardswish": nn.Hardswish, "relu": nn.ReLU, "relu6": nn.ReLU6}
+ACTIVATIONS = {
+    "hardswish": nn.Hardswish,
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "leakyrelu": partial(nn.LeakyReLU, 0.1),  # not in the paper: a ReLU-speed activation for int8 deployment
+}
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -159,7 +165,7 @@ class PPLCNet(nn.Module):
         dropout: dropout before ``fc`` (paper: 0.2).
         class_expand: channels of the 1×1 ``last_conv`` after pooling (paper: 1280).
         use_last_conv: keep ``last_conv`` (paper ablation, Table 5).
-        act: ``"hardswish"`` (paper), ``"relu"`` or ``"relu6"``.
+        act: ``"hardswish"`` (paper), ``"relu"``, ``"relu6"`` or ``"leakyrelu"`` (slope 0.1).
         se_blocks: indices (0..12, in table order) of blocks with SE; ``None`` = the paper's last two.
         large_kernel_blocks: indices of blocks with 5×5 depthwise kernels; ``None`` = the paper's last seven,
             ``()`` = 3×3 everywhere (paper ablation, Table 4).
