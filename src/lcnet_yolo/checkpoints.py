@@ -40,19 +40,24 @@ __all__ = [
     "CheckpointError",
     "ReliableTrainerMixin",
     "allow_our_classes",
+    "check_model_yaml",
     "convert",
     "load_safetensors",
     "load_yolo",
     "our_classes",
     "reserve_save_dir",
+    "restricted_loading",
     "safe_load",
+    "scoped_safe_globals",
     "trim_results_csv",
     "verify_file",
 ]
 
 METADATA_FORMAT = "lcnet-yolo/1"  # value of the "format" key in the metadata of our .safetensors files
 _OUR_MODULES = ("lcnet_yolo.nn.pplcnet", "lcnet_yolo.nn.layers", "lcnet_yolo.nn.neck")
-_SAFE_LOAD_LOCK = threading.Lock()
+_SAFE_LOAD_LOCK = threading.RLock()  # guards torch's process-wide allow-list and Ultralytics' SAFE_LOAD switch
+# Layer classes of Ultralytics that a model YAML from a file may not name: TorchVision downloads weights when built.
+_REFUSED_LAYERS = frozenset({"TorchVision"})
 
 
 class CheckpointError(ValueError):
@@ -98,15 +103,59 @@ def our_classes() -> list[type[nn.Module]]:
 
 
 def allow_our_classes() -> None:
-    """Add our model classes to torch's ``weights_only`` allow-list (process-wide, idempotent).
+    """Add our model classes to torch's ``weights_only`` allow-list for the whole process (idempotent).
 
-    After this, Ultralytics' own restricted mode (``ULTRALYTICS_SAFE_LOAD=1`` or
-    ``torch_safe_load(path, safe_only=True)``) accepts checkpoints of models with a PP-LCNet backbone.
+    Only for code that calls Ultralytics' own restricted mode (``ULTRALYTICS_SAFE_LOAD=1`` or
+    ``torch_safe_load(path, safe_only=True)``) directly: after this it accepts checkpoints of models with a
+    PP-LCNet backbone. lcnet-yolo's loaders do not need it: they allow our classes per call, in
+    :func:`scoped_safe_globals`, and put the list back as they found it.
     """
     known = set(map(id, torch.serialization.get_safe_globals()))
     missing = [cls for cls in our_classes() if id(cls) not in known]
     if missing:
         torch.serialization.add_safe_globals(missing)
+
+
+@contextlib.contextmanager
+def scoped_safe_globals(entries: list | tuple = ()):
+    """Within the block, torch's ``weights_only`` allow-list holds exactly ``entries``; afterwards it is restored.
+
+    Whatever an earlier load added to the process-wide list (Ultralytics registers the model classes of each
+    checkpoint it safe-loads and never removes them) is not allowed inside the block, and what is added inside
+    (by ``entries`` or by Ultralytics' loader) is gone after it. Blocks are serialised by a process-wide lock;
+    a ``torch.load`` in another thread that does not use this lock may see the scoped list while it runs.
+    """
+    serialization = torch.serialization
+    with _SAFE_LOAD_LOCK:
+        saved = serialization.get_safe_globals()
+        serialization.clear_safe_globals()
+        try:
+            if entries:
+                serialization.add_safe_globals(list(entries))
+            yield
+        finally:
+            serialization.clear_safe_globals()
+            if saved:
+                serialization.add_safe_globals(saved)
+
+
+@contextlib.contextmanager
+def restricted_loading():
+    """Ultralytics' restricted mode (as ``ULTRALYTICS_SAFE_LOAD=1``) for the block, with only our classes added.
+
+    Every ``.pt`` Ultralytics opens inside (a checkpoint to resume, ``pretrained=``, ``best.pt`` after training)
+    is read with ``torch.load(weights_only=True)``, and model YAMLs are built without ``eval``. The allow-list is
+    scoped by :func:`scoped_safe_globals` and the mode switched back afterwards.
+    """
+    from ultralytics.nn import tasks
+
+    with scoped_safe_globals(our_classes()):
+        previous = tasks.SAFE_LOAD
+        tasks.SAFE_LOAD = True
+        try:
+            yield
+        finally:
+            tasks.SAFE_LOAD = previous
 
 
 def _allowed_names() -> set[str]:
@@ -132,12 +181,15 @@ def _refused_globals(path: Path) -> list[str]:
 def safe_load(path: str | Path) -> dict:
     """Load an Ultralytics ``.pt`` checkpoint without executing code from it.
 
-    The file is read with ``torch.load(weights_only=True)`` through Ultralytics' restricted loader, with our
-    PP-LCNet classes added to the allow-list. Returns the checkpoint dict (``model``/``ema``, ``train_args``, ...).
+    The file is read with ``torch.load(weights_only=True)`` through Ultralytics' restricted loader, with an
+    allow-list scoped to this call (:func:`scoped_safe_globals`: our PP-LCNet classes plus the Ultralytics model
+    classes the file names), whatever earlier loads in the process allowed. The model YAML each network carries
+    is then checked with :func:`check_model_yaml`, since fine-tuning rebuilds the model from it. Returns the
+    checkpoint dict (``model``/``ema``, ``train_args``, ...).
 
     Raises:
-        CheckpointError: the file is missing, empty, truncated or corrupted, or its pickle references anything
-            outside the allow-list (nothing from it has run when this is raised).
+        CheckpointError: the file is missing, empty, truncated or corrupted, its pickle references anything
+            outside the allow-list, or its model YAML would make Ultralytics run code (nothing from it has run).
     """
     from ultralytics.nn.tasks import torch_safe_load
 
@@ -145,72 +197,75 @@ def safe_load(path: str | Path) -> dict:
     if path.suffix != ".pt":
         raise _fail(path, f"expected an Ultralytics checkpoint ending in .pt, not {path.suffix or 'no suffix'!r}")
     _check_zip_crcs(path)
-    allow_our_classes()
-    try:
-        ckpt, _ = torch_safe_load(str(path), safe_only=True)
-    except TypeError as error:
-        cause = error.__cause__
-        if isinstance(cause, pickle.UnpicklingError):
-            refused = sorted(set(_refused_globals(path) or re.findall(r"GLOBAL ([\w.]+)", str(cause))))
-            if refused:
-                what = f"its pickle references {', '.join(refused)}, which is not an allowed model class"
-            else:
-                detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(cause))
-                reason = detail[1].strip() if detail else "unsupported content"
-                what = f"its pickle is not a plain weights file ({reason})"
-            raise _fail(
-                path,
-                f"refused to load: {what} and could run code. "
-                "Load it with torch.load(weights_only=False) only if you trust where it came from.",
-            ) from None
-        if cause is not None:  # Ultralytics' "empty, truncated or corrupted" (or TorchScript) diagnosis
-            reason = f"not a readable checkpoint: the file is truncated or corrupted ({_short(cause)})"
-            raise _fail(path, reason) from None
-        raise _fail(path, _short(error)) from None
-    except (ModuleNotFoundError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as error:
-        # OSError: Ultralytics' safe mode scans the archive before loading and lets the scanner's error through
-        reason = f"not a readable checkpoint: the file is truncated or corrupted ({_short(error)})"
-        raise _fail(path, reason) from None
+    with scoped_safe_globals(our_classes()):
+        try:
+            ckpt, _ = torch_safe_load(str(path), safe_only=True)
+        except Exception as error:  # damaged files surface as a dozen exception types; all get one message
+            raise _load_error(path, error) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
         raise _fail(path, "not an Ultralytics checkpoint (no 'model' or 'ema' network in it)")
+    _check_checkpoint_yamls(path, ckpt)
     return ckpt
+
+
+def _load_error(path: Path, error: Exception) -> CheckpointError:
+    """The one-line error for a ``.pt`` that Ultralytics' restricted loader could not load (call inside the scope)."""
+    cause = error.__cause__
+    if isinstance(error, TypeError) and isinstance(cause, pickle.UnpicklingError):
+        refused = sorted(set(_refused_globals(path) or re.findall(r"GLOBAL ([\w.]+)", str(cause))))
+        if refused:
+            what = f"its pickle references {', '.join(refused)}, which is not an allowed model class"
+        else:
+            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(cause))
+            reason = detail[1].strip() if detail else "unsupported content"
+            what = f"its pickle is not a plain weights file ({reason})"
+        return _fail(
+            path,
+            f"refused to load: {what} and could run code. "
+            "Load it with torch.load(weights_only=False) only if you trust where it came from.",
+        )
+    if isinstance(error, TypeError) and cause is not None:  # Ultralytics' "empty, truncated or corrupted" diagnosis
+        error = cause
+    return _fail(path, f"not a readable checkpoint: the file is truncated or corrupted ({_short(error)})")
+
+
+def _check_checkpoint_yamls(path: Path, ckpt: dict) -> None:
+    """Refuse a checkpoint whose networks carry a model YAML that Ultralytics could not rebuild without running code."""
+    for key in ("model", "ema"):
+        network = ckpt.get(key)
+        if not isinstance(network, nn.Module):
+            continue
+        for module in network.modules():
+            cfg = module.__dict__.get("yaml")  # plain attribute of Ultralytics models; never a submodule
+            if cfg is None:
+                continue
+            try:
+                check_model_yaml(cfg)
+            except ValueError as error:
+                raise _fail(path, f"refused: the model YAML of its '{key}' network {error}") from None
 
 
 def _check_zip_crcs(path: Path) -> None:
     """Compare every member of a ``torch.save`` archive with its CRC-32; ``torch.load`` skips this for tensors."""
-    if not zipfile.is_zipfile(path):
-        return  # a bare pickle (legacy format, or not a checkpoint at all): the loader reports it
     try:
+        if not zipfile.is_zipfile(path):
+            return  # a bare pickle (legacy format, or not a checkpoint at all): the loader reports it
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except Exception as error:  # BadZipFile, OSError, EOFError, struct.error, UnicodeDecodeError, ...
         raise _fail(path, f"not a readable checkpoint: the file is truncated or corrupted ({_short(error)})") from None
     if bad is not None:
         raise _fail(path, f"corrupted: the checksum of {bad!r} inside the archive does not match")
 
 
-@contextlib.contextmanager
-def _ultralytics_safe_mode():
-    """Switch Ultralytics' opt-in restricted loading on for the duration (same as ``ULTRALYTICS_SAFE_LOAD=1``)."""
-    from ultralytics.nn import tasks
-
-    with _SAFE_LOAD_LOCK:
-        previous = tasks.SAFE_LOAD
-        tasks.SAFE_LOAD = True
-        try:
-            yield
-        finally:
-            tasks.SAFE_LOAD = previous
-
-
 def load_yolo(path: str | Path, task: str | None = None):
     """A ``YOLO`` model from a weights file, loaded without executing code from the file.
 
-    ``.pt`` files are checked by :func:`safe_load` and then opened by ``YOLO`` in Ultralytics' restricted mode,
+    ``.pt`` files are checked by :func:`safe_load` and then opened by ``YOLO`` under :func:`restricted_loading`,
     so the object is what ``YOLO(path)`` gives for a trusted file; a bare name that is not a local file (an
-    official Ultralytics asset) is left to Ultralytics, still in restricted mode. ``.safetensors`` files go to
-    :func:`load_safetensors`, ``.onnx`` files are checked by :func:`verify_file`; anything else (YAMLs, export
-    folders) goes to ``YOLO`` unchanged.
+    official Ultralytics asset) is left to Ultralytics, still restricted, and its model YAML is checked.
+    ``.safetensors`` files go to :func:`load_safetensors`, ``.onnx`` files are checked by :func:`verify_file`;
+    anything else (YAMLs, export folders) goes to ``YOLO`` unchanged.
     """
     from ultralytics import YOLO
 
@@ -223,9 +278,10 @@ def load_yolo(path: str | Path, task: str | None = None):
         return YOLO(str(path), task=task)
     if path.exists() or path.parent != Path("."):
         safe_load(path)  # clear errors for missing, damaged or refused files
-    allow_our_classes()
-    with _ultralytics_safe_mode():
-        return YOLO(str(path), task=task)
+    with restricted_loading():
+        yolo = YOLO(str(path), task=task)
+    _check_checkpoint_yamls(path, {"model": yolo.model})
+    return yolo
 
 
 # -------------------------------------------------------------------------------------------------- safetensors
@@ -288,9 +344,10 @@ def convert(src: str | Path, dst: str | Path | None = None) -> Path:
     return dst
 
 
-def _check_activation(spec: str) -> None:
+def _check_activation(spec: object) -> None:
     """Accept only ``nn.X(literals)`` / ``torch.nn.X(literals)``: Ultralytics ``eval``s this YAML field."""
     try:
+        assert isinstance(spec, str)
         call = ast.parse(spec.strip(), mode="eval").body
         assert isinstance(call, ast.Call)
         dotted = ast.unparse(call.func)
@@ -299,39 +356,65 @@ def _check_activation(spec: str) -> None:
         for arg in [*call.args, *(kw.value for kw in call.keywords)]:
             ast.literal_eval(arg)
     except Exception as error:
-        raise ValueError(f"activation {spec!r} is not a torch.nn layer with literal arguments") from error
+        raise ValueError(
+            f"field 'activation' {_clip(spec)} is not a torch.nn layer with literal arguments "
+            "(Ultralytics would run it as Python)"
+        ) from error
 
 
-def _check_model_yaml(cfg: dict) -> None:
-    """Refuse a model definition that would make Ultralytics' ``parse_model`` call anything but layer classes."""
+def _allowed_layer(name: str) -> bool:
+    """Whether a model YAML from a file may name this module: a ``torch.nn`` or ``torchvision.ops`` layer, a layer of
+    ``ultralytics.nn.modules`` (not a whole model such as ``DetectionModel``, which builds from a YAML of its own, and
+    not ``TorchVision``, which downloads weights) or one of ours. Looked up where ``parse_model`` looks it up."""
     from ultralytics.nn import tasks
 
+    if name.startswith("nn."):
+        layer, packages = getattr(nn, name[3:], None), ("torch.nn.modules",)
+    elif name.startswith("torchvision.ops."):
+        layer, packages = getattr(importlib.import_module("torchvision.ops"), name[16:], None), ("torchvision.ops",)
+    else:
+        layer, packages = vars(tasks).get(name), ("ultralytics.nn.modules", *_OUR_MODULES)
+    if not (isinstance(layer, type) and issubclass(layer, nn.Module)) or name in _REFUSED_LAYERS:
+        return False
+    return any(layer.__module__ == p or layer.__module__.startswith(p + ".") for p in packages)
+
+
+def _clip(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_model_yaml(cfg: object) -> None:
+    """Refuse a model definition that would make Ultralytics' ``parse_model`` run anything but layer constructors.
+
+    ``activation`` must be a ``torch.nn`` layer call with literal arguments (Ultralytics ``eval``s it) and every
+    row's module a layer class from the allow-list of :func:`_allowed_layer`. This is the one check for every
+    model YAML that comes from a file: ``.pt`` checkpoints (:func:`safe_load`), ``.safetensors`` metadata,
+    resumed and fine-tuned runs (:class:`ReliableTrainerMixin`).
+
+    Raises:
+        ValueError: one line naming the offending field.
+    """
     if not isinstance(cfg, dict) or not isinstance(cfg.get("backbone"), list) or not isinstance(cfg.get("head"), list):
-        raise ValueError("model_yaml has no 'backbone' and 'head' lists")
-    if "activation" in cfg:
-        _check_activation(str(cfg["activation"]))
-    for row in cfg["backbone"] + cfg["head"]:
-        if not (isinstance(row, list) and len(row) == 4 and isinstance(row[2], str)):
-            raise ValueError(f"model_yaml row {row!r} is not [from, repeats, module, args]")
-        name = row[2]
-        if name.startswith("nn."):
-            layer = getattr(nn, name[3:], None)
-        elif name.startswith("torchvision.ops."):
-            layer = getattr(importlib.import_module("torchvision").ops, name[16:], None)
-        else:
-            layer = vars(tasks).get(name)
-        if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
-            raise ValueError(f"model_yaml names {name!r}, which is not a known layer class")
+        raise ValueError("has no 'backbone' and 'head' lists")
+    if cfg.get("activation"):  # Ultralytics skips an empty or missing activation
+        _check_activation(cfg["activation"])
+    for section in ("backbone", "head"):
+        for index, row in enumerate(cfg[section]):
+            if not (isinstance(row, list | tuple) and len(row) == 4 and isinstance(row[2], str)):
+                raise ValueError(f"field '{section}' row {index} {_clip(row)} is not [from, repeats, module, args]")
+            if not _allowed_layer(row[2]):
+                raise ValueError(f"field '{section}' row {index} names {_clip(row[2])}, which is not an allowed layer")
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except (SafetensorError, OSError, ValueError) as error:
+    except Exception as error:  # SafetensorError, OSError, ValueError, MemoryError, ...
         raise _fail(path, f"not a readable .safetensors file: truncated or corrupted ({_short(error)})") from None
     return tensors, metadata
 
@@ -353,7 +436,10 @@ def load_safetensors(path: str | Path):
     try:
         cfg = json.loads(metadata["model_yaml"])
         names = {int(k): str(v) for k, v in json.loads(metadata["names"]).items()}
-        _check_model_yaml(cfg)
+        try:
+            check_model_yaml(cfg)
+        except ValueError as error:
+            raise ValueError(f"model_yaml {error}") from None
     except (KeyError, ValueError, TypeError, AttributeError) as error:
         raise _fail(path, f"invalid metadata: {_short(error)}") from None
     task = metadata.get("task", "detect")
@@ -364,7 +450,8 @@ def load_safetensors(path: str | Path):
     with tempfile.TemporaryDirectory() as tmp:  # YOLO builds models from YAML files; the file name keeps the scale
         yaml_path = Path(tmp) / model_name
         yaml_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        yolo = YOLO(str(yaml_path), task=task)
+        with restricted_loading():
+            yolo = YOLO(str(yaml_path), task=task)
     model = yolo.model
     try:
         model.load_state_dict(tensors, strict=True)
@@ -385,7 +472,7 @@ def verify_file(path: str | Path) -> str:
     """Check that a weights file is complete and readable; return its format (``pt``, ``safetensors``, ...).
 
     ``.pt`` goes through :func:`safe_load`, ``.safetensors`` through ``safe_open`` (all tensors are read),
-    ``.onnx`` through ``onnx.load`` and the ONNX checker, ``.pdparams`` through :mod:`lcnet_yolo.weights`.
+    ``.onnx`` through :func:`_check_onnx`, ``.pdparams`` through :mod:`lcnet_yolo.weights`.
 
     Raises:
         CheckpointError: one line, naming the file and what is wrong with it.
@@ -399,12 +486,7 @@ def verify_file(path: str | Path) -> str:
         _read_safetensors(path)
         return "safetensors"
     if suffix == ".onnx":
-        import onnx
-
-        try:
-            onnx.checker.check_model(onnx.load(str(path)))
-        except Exception as error:  # DecodeError, ValidationError, ...: all mean the same to a user
-            raise _fail(path, f"not a readable ONNX model: truncated or corrupted ({_short(error)})") from None
+        _check_onnx(path)
         return "onnx"
     if suffix == ".pdparams":
         from lcnet_yolo.weights import read_pdparams
@@ -418,6 +500,38 @@ def verify_file(path: str | Path) -> str:
         return "pdparams"
     known = ".pt, .safetensors, .onnx or .pdparams"
     raise _fail(path, f"unknown weights format {suffix or '(no suffix)'!r}; expected {known}")
+
+
+def _check_onnx(path: Path) -> None:
+    """An ONNX file is usable when ONNX Runtime, which runs it for Ultralytics, builds a session from it.
+
+    ONNX's own checker is stricter than the runtimes: it requires nodes in topological order, which the FP16
+    conversion of ``half=True`` exports does not keep, though ONNX Runtime and OpenVINO sort the graph themselves.
+    Without onnxruntime the file is parsed with ``onnx.load`` and checked with that rule left out.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        onnxruntime = None
+    try:
+        if onnxruntime is not None:
+            options = onnxruntime.SessionOptions()
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+            options.log_severity_level = 4  # errors come back as exceptions; nothing printed
+            options.intra_op_num_threads = 1
+            onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        else:
+            import onnx
+
+            try:
+                onnx.checker.check_model(onnx.load(str(path)))
+            except onnx.checker.ValidationError as error:
+                if "topologically sorted" not in str(error):
+                    raise
+    except ImportError:
+        raise _fail(path, "cannot check an ONNX model without onnxruntime or onnx (pip install onnxruntime)") from None
+    except Exception as error:  # InvalidProtobuf, Fail, DecodeError, ValidationError, ...: the same to a user
+        raise _fail(path, f"not a readable ONNX model: truncated or corrupted ({_short(error)})") from None
 
 
 # ------------------------------------------------------------------------------------------------------- writing
@@ -533,7 +647,10 @@ class ReliableTrainerMixin:
     * with ``check_data`` (default), a ``data.yaml`` whose ``download`` script Ultralytics would run is
       refused, and a detection dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset` first:
       each file Ultralytics will skip is named once with its reason, then the counts. It opens every image
-      once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it.
+      once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it;
+    * every ``.pt`` the trainer opens itself (the checkpoint to resume, ``model=``/``pretrained=`` files) is
+      checked by :func:`safe_load` and read under :func:`restricted_loading`, and every model definition it
+      builds from a dict (a checkpoint's YAML, when fine-tuning or resuming) passes :func:`check_model_yaml`.
     """
 
     check_data: bool = True
@@ -547,6 +664,34 @@ class ReliableTrainerMixin:
             overrides["save_dir"] = str(reserve_save_dir(cfg, overrides))
         super().__init__(cfg, overrides, _callbacks)
         self.last, self.best = AtomicPath(self.last), AtomicPath(self.best)
+
+    def check_resume(self, overrides) -> None:
+        resume = self.args.resume
+        checked = None
+        if resume and isinstance(resume, str | Path) and Path(resume).is_file():
+            safe_load(resume)  # one clear error for a damaged or refused file (Ultralytics says "not found")
+            checked = Path(resume).resolve()
+        with restricted_loading():
+            super().check_resume(overrides)
+        if self.resume and Path(self.args.model).resolve() != checked:  # the latest run, found by Ultralytics
+            safe_load(self.args.model)
+
+    def setup_model(self):
+        if isinstance(self.model, nn.Module):
+            return super().setup_model()
+        for source in (self.model, self.args.pretrained):
+            if isinstance(source, str | Path) and str(source).lower().endswith(".pt") and Path(source).is_file():
+                safe_load(source)
+        with restricted_loading():
+            return super().setup_model()
+
+    def get_model(self, cfg=None, weights=None, verbose: bool = True):
+        if isinstance(cfg, dict):  # a checkpoint's model YAML (fine-tuning or resuming); Ultralytics evals parts of it
+            try:
+                check_model_yaml(cfg)
+            except ValueError as error:
+                raise _fail(self.args.model, f"refused: the model YAML of its network {error}") from None
+        return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
 
     def get_dataset(self) -> dict:
         from ultralytics.utils import RANK

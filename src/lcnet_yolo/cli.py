@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lcnet_yolo
-from lcnet_yolo.checkpoints import load_yolo
+from lcnet_yolo.checkpoints import load_yolo, restricted_loading
 from lcnet_yolo.integration import (
     LCNetClassificationTrainer,
     LCNetDetectionTrainer,
@@ -151,7 +151,8 @@ def run_mode(mode: str, args: list[str]) -> int:
             overrides["trainer"] = trainer
         if backbone_weights:
             overrides["backbone_weights"] = backbone_weights
-    getattr(model, mode)(**overrides)
+    with restricted_loading():  # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only
+        getattr(model, mode)(**overrides)
     return 0
 
 

@@ -23,7 +23,7 @@ from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, USER_CONFIG_DIR
 
-from lcnet_yolo.checkpoints import ReliableTrainerMixin, allow_our_classes
+from lcnet_yolo.checkpoints import ReliableTrainerMixin
 from lcnet_yolo.nn.layers import Classifier, PPLCNetBackbone
 from lcnet_yolo.nn.neck import LCBlock, LCDown
 
@@ -102,7 +102,6 @@ def register() -> None:
         return ultralytics_check_yaml(file, *args, **kwargs)
 
     tasks.check_yaml = check_yaml
-    allow_our_classes()
     ensure_local_fonts()
     _registered = True
 

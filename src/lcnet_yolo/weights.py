@@ -12,7 +12,8 @@ header) and from the key names, maps foreign names to ours, checks every shape, 
 * **timm** ``lcnet_*`` (``.safetensors``, ``.pth``, ``.bin``): :func:`convert_timm_state_dict` maps the keys by
   flattened block order (timm splits the stages differently). timm's head conv has a bias ours lacks: it is
   dropped with a warning unless the model was built with ``head_bias=True``.
-* **lcnet-yolo** state dicts (``.pt``/``.pth`` via ``torch.load(weights_only=True)``, or ``.safetensors``).
+* **lcnet-yolo** state dicts (``.pt``/``.pth`` via ``torch.load(weights_only=True)`` with an empty allow-list:
+  tensors and plain containers only, or ``.safetensors``).
 
 Every BatchNorm that receives weights gets ``eps = 1e-5``, the value the weights were trained with
 (Ultralytics sets 1e-3 on every BatchNorm of a detector when it builds one).
@@ -24,7 +25,6 @@ import pickle
 import re
 import struct
 import warnings
-import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lcnet_yolo.checkpoints import scoped_safe_globals
 from lcnet_yolo.nn.pplcnet import NET_CONFIG, SCALES, PPLCNet, make_divisible
 
 __all__ = [
@@ -208,16 +209,25 @@ def _sniff(path: Path) -> str:
 
 
 def _read_torch(path: Path) -> Mapping:
+    """``torch.load(weights_only=True)`` with nothing on torch's process-wide allow-list for the duration.
+
+    Only tensors and plain containers come back, whatever classes earlier loads in this process allowed
+    (Ultralytics adds the model classes of every checkpoint it safe-loads, and unpickling an allowed model class
+    calls it: ``DetectionModel(cfg)`` builds a model from a YAML whose ``activation`` it ``eval``s).
+    """
     try:
-        with open(path, "rb") as file:  # a file object: torch.load would pick a reader by extension from a path
+        with open(path, "rb") as file, scoped_safe_globals(()):  # a file object: torch picks no reader by extension
             return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        named = re.search(r"GLOBAL ([\w.]+)", str(error))
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+?)(?:\. |\n|$)", str(error))
+        what = f"its pickle asks for {named[1]}" if named else detail[1] if detail else "torch.load refused it"
         raise WeightsError(
-            f"refusing to load {path}: it holds pickled Python objects, not only tensors "
-            f"(torch.load weights_only=True: {str(error).splitlines()[0]})"
+            f"refusing to load {path}: it holds pickled Python objects, not only tensors and plain containers "
+            f"({what}; nothing was executed)"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        reason = str(error).splitlines()[0].split(". ")[0] if str(error) else type(error).__name__
+    except Exception as error:  # RuntimeError, EOFError, BadZipFile, OSError, struct.error, ...: a damaged file
+        reason = str(error).splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
         raise WeightsError(f"cannot read {path}: the PyTorch file is truncated or corrupt ({reason})") from None
 
 
