@@ -14,10 +14,10 @@ import torch
 from lcnet_yolo.checkpoints import (
     METADATA_FORMAT,
     CheckpointError,
-    _ultralytics_safe_mode,
     convert,
     load_safetensors,
     load_yolo,
+    restricted_loading,
     safe_load,
     verify_file,
 )
@@ -110,7 +110,7 @@ def test_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(tmp_path,
         assert "posix.system" in message
     from ultralytics import YOLO
 
-    with _ultralytics_safe_mode(), pytest.raises(TypeError):  # the mode load_yolo opens files in
+    with restricted_loading(), pytest.raises(TypeError):  # the mode load_yolo opens files in
         YOLO(str(evil))
     assert not marker.exists()
     pickle.loads(pickle.dumps(RunsShell(marker)))  # the payload does work when unpickled without restriction
@@ -237,6 +237,35 @@ def test_a_truncated_weights_file_gives_one_clear_error_naming_it(whole_files, t
         verify_file(damaged)
     message = _one_line_naming(caught.value, damaged)
     assert ("empty (0 bytes)" if keep == 0 else "truncated or corrupt") in message
+
+
+def test_a_half_precision_onnx_export_passes_the_file_check_and_predicts_through_the_cli(best_pt, tmp_path, capsys):
+    import onnx
+    from ultralytics import YOLO
+
+    from lcnet_yolo.cli import main
+
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(best_pt.read_bytes())
+    exported = Path(YOLO(str(weights)).export(format="onnx", half=True, imgsz=64, device="cpu"))
+    model = onnx.load(str(exported))
+    assert onnx.TensorProto.FLOAT16 in {init.data_type for init in model.graph.initializer}
+    with pytest.raises(onnx.checker.ValidationError, match="topologically sorted"):
+        onnx.checker.check_model(model)  # the strict checker's rule that the FP16 conversion does not keep
+    assert verify_file(exported) == "onnx"
+    image = tmp_path / "images" / "one.png"
+    image.parent.mkdir()
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)).save(image)
+    args = ["predict", f"model={exported}", f"source={image.parent}", "imgsz=64", f"project={tmp_path}", "name=p"]
+    assert main([*args, "save_txt=True", "conf=0.0"]) == 0, capsys.readouterr().err
+    rows = [line.split() for line in (tmp_path / "p" / "labels" / "one.txt").read_text().splitlines()]
+    assert rows and all(len(row) == 5 and row[0] == "0" for row in rows)  # class 0 and a box, from the FP16 model
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="not a readable ONNX model: truncated or corrupted"):
+        verify_file(damaged)
 
 
 def test_zeroed_bytes_inside_a_checkpoint_are_caught_by_their_checksums(whole_files, tmp_path):
