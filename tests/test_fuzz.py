@@ -1,10 +1,19 @@
-"""Property-based tests of the public constructors: valid input builds and runs, invalid input raises ValueError."""
+"""Property-based and seeded fuzz tests: constructors take valid input and refuse the rest with ValueError; damaged
+checkpoint files give one CheckpointError (one line naming the file, exit status 2 in the CLI), never a traceback."""
+
+import io
+import pickle
+import random
+import zipfile
+from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lcnet_yolo.checkpoints import CheckpointError, verify_file
 from lcnet_yolo.nn import SCALES, PPLCNet
 from lcnet_yolo.nn.layers import PPLCNetBackbone
 from lcnet_yolo.nn.pplcnet import ACTIVATIONS
@@ -83,3 +92,123 @@ def test_yaml_backbone_layer_accepts_only_valid_arguments(scale, out):
     else:
         with pytest.raises(ValueError):
             PPLCNetBackbone(scale, out)
+
+
+# ------------------------------------------------------------------------------------------- damaged .pt files
+JUNK_KINDS = ("random-bytes", "truncated", "bit-flips", "tail-flips", "head-flips", "junk-pickle", "pickle-in-zip")
+
+
+@pytest.fixture(scope="module")
+def checkpoint_bytes(tmp_path_factory) -> bytes:
+    """An Ultralytics checkpoint (``torch.save`` of the checkpoint dict) of an untrained yolov8n-pplcnet, FP16."""
+    import copy
+
+    from ultralytics import YOLO
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    model = YOLO("yolov8n-pplcnet.yaml").model
+    path = tmp_path_factory.mktemp("checkpoint") / "best.pt"
+    ckpt = {"model": copy.deepcopy(model).half(), "ema": None, "train_args": {**DEFAULT_CFG_DICT, "imgsz": 64}}
+    torch.save({**ckpt, "epoch": -1, "optimizer": None}, path)
+    return path.read_bytes()
+
+
+def _flip(data: bytes, rng: random.Random, flips: int, start: int = 0, stop: int | None = None) -> bytes:
+    damaged = bytearray(data)
+    stop = len(data) if stop is None else min(stop, len(data))
+    for _ in range(flips):
+        position = rng.randrange(max(start, 0), stop)
+        damaged[position] ^= 1 << rng.randrange(8)
+    return bytes(damaged)
+
+
+def junk_checkpoint(data: bytes, kind: str, seed: int) -> bytes:
+    """A damaged copy of a checkpoint: ``kind`` says how, ``seed`` where."""
+    rng = random.Random(seed)
+    if kind == "random-bytes":
+        return rng.randbytes(rng.randint(1, 4096))
+    if kind == "truncated":
+        return data[: rng.randint(1, len(data) - 1)]
+    if kind == "bit-flips":
+        return _flip(data, rng, rng.randint(1, 8))
+    if kind == "tail-flips":  # the zip central directory and end record
+        return _flip(data, rng, rng.randint(1, 4), start=len(data) - 4096)
+    if kind == "head-flips":  # the first local header and the start of data.pkl
+        return _flip(data, rng, rng.randint(1, 4), stop=4096)
+    if kind == "junk-pickle":
+        return b"\x80\x02" + rng.randbytes(rng.randint(0, 512))
+    # pickle-in-zip: a damaged data.pkl inside an archive whose checksums are right, so the unpickler meets it
+    source, target = io.BytesIO(data), io.BytesIO()
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as out:
+        for member in archive.infolist():
+            content = archive.read(member)
+            if member.filename.endswith("data.pkl"):
+                content = _flip(content, rng, rng.randint(1, 6))
+            out.writestr(member.filename, content)
+    return target.getvalue()
+
+
+def _assert_one_checkpoint_error_or_loads(path: Path) -> bool:
+    """True when the file was refused with one CheckpointError line naming it, False when it loaded."""
+    try:
+        verify_file(path)
+    except CheckpointError as error:
+        message = str(error)
+        assert message.startswith(f"{path}: ") and "\n" not in message and len(message) < 500, message
+        return True
+    return False
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(JUNK_KINDS), seed=st.integers(0, 2**32 - 1))
+def test_a_damaged_checkpoint_gives_one_checkpoint_error_or_loads(checkpoint_bytes, tmp_path_factory, kind, seed):
+    path = tmp_path_factory.mktemp("junk") / "best.pt"
+    path.write_bytes(junk_checkpoint(checkpoint_bytes, kind, seed))
+    refused = _assert_one_checkpoint_error_or_loads(path)
+    assert refused or kind in {"bit-flips", "tail-flips", "head-flips", "pickle-in-zip"}  # a flip may be harmless
+
+
+HANDLED_BEFORE = (TypeError, zipfile.BadZipFile, RuntimeError, EOFError, pickle.UnpicklingError, OSError)
+
+
+@pytest.mark.slow
+def test_300_seeded_junk_checkpoints_give_only_checkpoint_errors_and_one_line_in_the_cli(
+    checkpoint_bytes, tmp_path, capsys
+):
+    from ultralytics.nn.tasks import torch_safe_load
+
+    from lcnet_yolo.checkpoints import our_classes, scoped_safe_globals
+    from lcnet_yolo.cli import main
+
+    refused, escaped_ultralytics, cli_samples = 0, [], {}
+    for index in range(300):
+        kind = JUNK_KINDS[index % len(JUNK_KINDS)]
+        path = tmp_path / f"junk{index:03d}.pt"
+        path.write_bytes(junk_checkpoint(checkpoint_bytes, kind, seed=index))
+        if _assert_one_checkpoint_error_or_loads(path):
+            refused += 1
+            cli_samples.setdefault(kind, path)
+        try:  # positive control: what the loaders we call raise on their own (the checks safe_load used to do)
+            if zipfile.is_zipfile(path):
+                zipfile.ZipFile(path).testzip()
+            with scoped_safe_globals(our_classes()):
+                torch_safe_load(str(path), safe_only=True)
+        except HANDLED_BEFORE:
+            pass
+        except Exception as error:
+            escaped_ultralytics.append(type(error).__name__)
+    with capsys.disabled():
+        print(f"\nrefused {refused}/300; raw from zipfile/Ultralytics alone: {Counter(escaped_ultralytics)}")
+    assert refused >= 270
+    assert escaped_ultralytics  # e.g. IndexError, KeyError, UnicodeDecodeError: what used to leak as a traceback
+    assert set(cli_samples) == set(JUNK_KINDS)
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\ntrain: images\nval: images\nnames: {0: box}\n")
+    for path in cli_samples.values():
+        for command in (["predict", f"model={path}"], ["val", f"model={path}", f"data={data}"], ["convert", path]):
+            assert main([str(arg) for arg in command]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"lcnet-yolo {command[0]}: error: {path}: ") and err.count("\n") == 1, err
+        assert main(["train", f"model={path}", f"data={data}", "epochs=1", f"project={tmp_path}"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"lcnet-yolo train: error: {path}: ") and err.count("\n") == 1, err
