@@ -106,6 +106,7 @@ def checkpoint_bytes(tmp_path_factory) -> bytes:
     from ultralytics import YOLO
     from ultralytics.utils import DEFAULT_CFG_DICT
 
+    torch.manual_seed(0)  # the same bytes every run, so the seeded fuzz damages the same places
     model = YOLO("yolov8n-pplcnet.yaml").model
     path = tmp_path_factory.mktemp("checkpoint") / "best.pt"
     ckpt = {"model": copy.deepcopy(model).half(), "ema": None, "train_args": {**DEFAULT_CFG_DICT, "imgsz": 64}}
@@ -175,6 +176,7 @@ HANDLED_BEFORE = (TypeError, zipfile.BadZipFile, RuntimeError, EOFError, pickle.
 def test_300_seeded_junk_checkpoints_give_only_checkpoint_errors_and_one_line_in_the_cli(
     checkpoint_bytes, tmp_path, capsys
 ):
+    """Every file is refused with one CheckpointError or loads; refused ones give one line and exit 2 in the CLI."""
     from ultralytics.nn.tasks import torch_safe_load
 
     from lcnet_yolo.checkpoints import our_classes, scoped_safe_globals
@@ -197,11 +199,12 @@ def test_300_seeded_junk_checkpoints_give_only_checkpoint_errors_and_one_line_in
             pass
         except Exception as error:
             escaped_ultralytics.append(type(error).__name__)
+            cli_samples[f"escaped-{index}"] = path
     with capsys.disabled():
         print(f"\nrefused {refused}/300; raw from zipfile/Ultralytics alone: {Counter(escaped_ultralytics)}")
     assert refused >= 270
     assert escaped_ultralytics  # e.g. IndexError, KeyError, UnicodeDecodeError: what used to leak as a traceback
-    assert set(cli_samples) == set(JUNK_KINDS)
+    assert set(JUNK_KINDS) <= set(cli_samples)  # one file of each kind, and every file that escaped above
     data = tmp_path / "data.yaml"
     data.write_text("path: .\ntrain: images\nval: images\nnames: {0: box}\n")
     for path in cli_samples.values():
