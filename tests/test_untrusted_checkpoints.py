@@ -152,6 +152,7 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import torch_safe_load
 from lcnet_yolo.checkpoints import allow_our_classes, load_yolo, safe_load
 from lcnet_yolo.integration import find_backbone
+from lcnet_yolo.weights import WeightsError, load_pretrained
 
 best, evil, marker, order = sys.argv[1:5]
 backbone = find_backbone(YOLO("yolov8n-pplcnet.yaml").model)

@@ -214,16 +214,15 @@ def _load_error(path: Path, error: Exception) -> CheckpointError:
     if isinstance(error, TypeError) and isinstance(cause, pickle.UnpicklingError):
         refused = sorted(set(_refused_globals(path) or re.findall(r"GLOBAL ([\w.]+)", str(cause))))
         if refused:
-            what = f"its pickle references {', '.join(refused)}, which is not an allowed model class"
-        else:
-            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(cause))
-            reason = detail[1].strip() if detail else "unsupported content"
-            what = f"its pickle is not a plain weights file ({reason})"
-        return _fail(
-            path,
-            f"refused to load: {what} and could run code. "
-            "Load it with torch.load(weights_only=False) only if you trust where it came from.",
-        )
+            return _fail(
+                path,
+                f"refused to load: its pickle references {', '.join(refused)}, which is not an allowed model class "
+                "and could run code. Load it with torch.load(weights_only=False) only if you trust where it came from.",
+            )
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(cause))
+        reason = detail[1].strip() if detail else _short(cause)
+        what = f"its pickle is not a plain weights file ({reason}); damaged, or could run code"
+        return _fail(path, f"refused to load: {what}")
     if isinstance(error, TypeError) and cause is not None:  # Ultralytics' "empty, truncated or corrupted" diagnosis
         error = cause
     return _fail(path, f"not a readable checkpoint: the file is truncated or corrupted ({_short(error)})")
@@ -395,16 +394,23 @@ def check_model_yaml(cfg: object) -> None:
     Raises:
         ValueError: one line naming the offending field.
     """
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("backbone"), list) or not isinstance(cfg.get("head"), list):
-        raise ValueError("has no 'backbone' and 'head' lists")
-    if cfg.get("activation"):  # Ultralytics skips an empty or missing activation
-        _check_activation(cfg["activation"])
-    for section in ("backbone", "head"):
-        for index, row in enumerate(cfg[section]):
-            if not (isinstance(row, list | tuple) and len(row) == 4 and isinstance(row[2], str)):
-                raise ValueError(f"field '{section}' row {index} {_clip(row)} is not [from, repeats, module, args]")
-            if not _allowed_layer(row[2]):
-                raise ValueError(f"field '{section}' row {index} names {_clip(row[2])}, which is not an allowed layer")
+    try:
+        if not (isinstance(cfg, dict) and isinstance(cfg.get("backbone"), list) and isinstance(cfg.get("head"), list)):
+            raise ValueError("has no 'backbone' and 'head' lists")
+        activation = cfg.get("activation")
+        if activation is not None and not (isinstance(activation, str) and not activation):  # None, "": not used
+            _check_activation(activation)
+        for section in ("backbone", "head"):
+            for index, row in enumerate(cfg[section]):
+                where = f"field '{section}' row {index}"
+                if not (isinstance(row, list | tuple) and len(row) == 4 and isinstance(row[2], str)):
+                    raise ValueError(f"{where} {_clip(row)} is not [from, repeats, module, args]")
+                if not _allowed_layer(row[2]):
+                    raise ValueError(f"{where} names {_clip(row[2])}, which is not an allowed layer")
+    except ValueError:
+        raise
+    except Exception as error:  # a YAML from a pickle may hold any allowed object; none may escape as a traceback
+        raise ValueError(f"cannot be checked ({_short(error)})") from None
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
