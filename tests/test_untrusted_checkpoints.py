@@ -107,7 +107,9 @@ def test_fine_tuning_or_resuming_a_checkpoint_whose_model_yaml_runs_code_is_refu
     assert not marker.exists()
 
 
-def test_resuming_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(tiny_data, tmp_path):
+def test_resuming_or_pretraining_from_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(
+    tiny_data, tmp_path, capsys
+):
     marker = tmp_path / "marker"
 
     class RunsShell:
@@ -121,9 +123,20 @@ def test_resuming_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(
         YOLO("yolov8n-pplcnet.yaml").train(trainer=LCNetDetectionTrainer, resume=str(last), **common)
     with pytest.raises(CheckpointError, match=r"refused to load"):
         LCNetDetectionTrainer(overrides={"model": str(last), "resume": str(last), **common})
+    with pytest.raises(CheckpointError, match=r"refused to load"):
+        LCNetDetectionTrainer(overrides={"model": "yolov8n-pplcnet.yaml", "pretrained": str(last), **common})
+    args = ["train", "model=yolov8n-pplcnet.yaml", f"pretrained={last}", f"data={tiny_data}", *TRAIN_ARGS]
+    assert main([*args, f"project={tmp_path}"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert err.startswith(f"lcnet-yolo train: error: {last}: refused to load: its pickle references posix.system")
     assert not marker.exists()
     with pytest.raises(FileNotFoundError):  # positive control: Ultralytics' own trainer unpickles it to resume
         DetectionTrainer(overrides={"model": str(last), "resume": str(last), **common})
+    assert marker.exists()
+    marker.unlink()
+    trainer = DetectionTrainer(overrides={"model": "yolov8n-pplcnet.yaml", "pretrained": str(last), **common})
+    with pytest.raises(TypeError):  # ... and to take its weights as pretrained=
+        trainer.setup_model()
     assert marker.exists()
 
 

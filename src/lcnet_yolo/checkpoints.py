@@ -644,6 +644,15 @@ def trim_results_csv(csv: str | Path, completed_epochs: int) -> int:
     return len(kept)
 
 
+def _safe_load_local(source: object) -> None:
+    """:func:`safe_load` a trainer's ``model=``/``pretrained=`` value when it is a local ``.pt`` (an official
+    Ultralytics name without a folder, not present here, is left to Ultralytics to download)."""
+    if isinstance(source, str | Path) and str(source).lower().endswith(".pt"):
+        path = Path(source)
+        if path.exists() or path.parent != Path("."):
+            safe_load(path)
+
+
 class ReliableTrainerMixin:
     """Mix into an Ultralytics trainer (``class T(ReliableTrainerMixin, DetectionTrainer)``) for safe runs.
 
@@ -670,6 +679,8 @@ class ReliableTrainerMixin:
             overrides["save_dir"] = str(reserve_save_dir(cfg, overrides))
         super().__init__(cfg, overrides, _callbacks)
         self.last, self.best = AtomicPath(self.last), AtomicPath(self.best)
+        if not self.resume:  # YOLO.train opens ``pretrained=`` itself (weights_only=False) after building the trainer
+            _safe_load_local(self.args.pretrained)
 
     def check_resume(self, overrides) -> None:
         resume = self.args.resume
@@ -685,9 +696,7 @@ class ReliableTrainerMixin:
     def setup_model(self):
         if isinstance(self.model, nn.Module):
             return super().setup_model()
-        for source in (self.model, self.args.pretrained):
-            if isinstance(source, str | Path) and str(source).lower().endswith(".pt") and Path(source).is_file():
-                safe_load(source)
+        _safe_load_local(self.model)
         with restricted_loading():
             return super().setup_model()
 
