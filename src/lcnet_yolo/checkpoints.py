@@ -3,7 +3,9 @@
 * :func:`safe_load` reads an Ultralytics ``.pt`` checkpoint with ``torch.load(weights_only=True)``: only the
   tensors, plain containers and the allow-listed model classes of torch, Ultralytics and lcnet-yolo are
   rebuilt; a pickle that names anything else (``os.system``, ``builtins.eval``, ...) is refused before any of
-  it runs. :func:`load_yolo` gives a ready ``YOLO`` object the same way.
+  it runs, and so is a model YAML inside that would make Ultralytics run code (:func:`check_model_yaml`).
+  :func:`load_yolo` gives a ready ``YOLO`` object the same way. The allow-list is scoped to each call
+  (:func:`scoped_safe_globals`); :func:`restricted_loading` runs a block in Ultralytics' restricted mode.
 * :func:`convert` turns a checkpoint into a ``.safetensors`` file (raw tensors plus a JSON metadata block with
   the model YAML, class names and versions) and :func:`load_safetensors` builds the model back from it.
 * :func:`verify_file` checks that a weights file (``.pt``, ``.safetensors``, ``.onnx``, ``.pdparams``) is whole
@@ -512,8 +514,9 @@ def _check_onnx(path: Path) -> None:
     """An ONNX file is usable when ONNX Runtime, which runs it for Ultralytics, builds a session from it.
 
     ONNX's own checker is stricter than the runtimes: it requires nodes in topological order, which the FP16
-    conversion of ``half=True`` exports does not keep, though ONNX Runtime and OpenVINO sort the graph themselves.
-    Without onnxruntime the file is parsed with ``onnx.load`` and checked with that rule left out.
+    conversion of ``half=True`` exports does not keep, though ONNX Runtime sorts the graph itself. Without
+    onnxruntime the file is parsed with ``onnx.load`` and checked by ONNX's checker, whose complaint about node
+    order alone is not counted as damage.
     """
     try:
         import onnxruntime
