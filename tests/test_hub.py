@@ -167,6 +167,20 @@ def test_detector_backbone_and_timm_name_load_the_right_file(cache, server):
     assert torch.equal(find_backbone(detector).conv1.conv.weight.detach(), source["conv_stem.weight"])
 
 
+def test_trainer_loads_the_named_weights_into_the_model_it_builds(cache, server, tmp_path):
+    from lcnet_yolo import LCNetDetectionTrainer
+    from lcnet_yolo.data import make_synthetic_dataset
+    from lcnet_yolo.integration import find_backbone
+
+    data = make_synthetic_dataset(tmp_path / "data", n_train=2, n_val=2, imgsz=64)
+    serve(server, "imagenet", 0.5, pdparams_bytes(0.5, seed=6))
+    overrides = {"model": "yolov8n-pplcnet.yaml", "data": str(data), "imgsz": 64, "device": "cpu"}
+    trainer = LCNetDetectionTrainer(overrides={**overrides, "project": str(tmp_path), "backbone_weights": "imagenet"})
+    stem = find_backbone(trainer.model).conv1.conv.weight.detach()
+    assert torch.equal(stem, model_state(0.5, seed=6)[STEM])
+    assert cached_files(cache)[0] == "imagenet/PPLCNet_x0_5_pretrained.pdparams"
+
+
 def test_server_error_names_the_url_and_where_to_put_the_file(cache, server):
     url = hub.WEIGHTS["imagenet"][0.5]  # nothing served there: 404
     with pytest.raises(HubError) as error:

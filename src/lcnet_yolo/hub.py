@@ -298,7 +298,12 @@ def fetch(name: str, scale: float) -> Path:
     if path.is_file():
         size, sha256 = sha256_of(path)
         if record is None:
-            _write_record(path, url, size, sha256, how="found in the cache (put there by hand)")
+            try:
+                _write_record(path, url, size, sha256, how="found in the cache (put there by hand)")
+            except OSError as error:  # a read-only cache still serves its files
+                from ultralytics.utils import LOGGER
+
+                LOGGER.warning(f"{path}: size and SHA-256 not recorded ({error})")
         elif (size, sha256) != (record["size"], record["sha256"]):
             raise HubError(
                 f"{path} changed since it was recorded on {record.get('recorded', '?')} "
@@ -307,8 +312,13 @@ def fetch(name: str, scale: float) -> Path:
             )
         return path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(path)
+    except OSError as error:
+        raise HubError(
+            f"cannot write the weights cache {path.parent} ({error}); set ${WEIGHTS_DIR_ENV} to a writable folder"
+        ) from None
     part = path.with_name(f"{path.name}.{os.getpid()}.part")
     from ultralytics.utils import LOGGER
 
@@ -327,9 +337,12 @@ def fetch(name: str, scale: float) -> Path:
                 f"refused, nothing was cached: delete {record_path(path)} to accept the new file"
             )
         _check_fits(part, scale, url)
-        if record is None:
-            _write_record(path, url, size, sha256, how="downloaded")
-        os.replace(part, path)
+        try:
+            if record is None:
+                _write_record(path, url, size, sha256, how="downloaded")
+            os.replace(part, path)
+        except OSError as error:
+            raise HubError(f"cannot store {path} ({error}); nothing was cached") from None
         _fsync_dir(path.parent)
     finally:
         part.unlink(missing_ok=True)
