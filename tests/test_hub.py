@@ -54,6 +54,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "missing":
             self.send_error(404, "Not Found")
             return
+        if mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", body.decode())
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
@@ -159,12 +165,14 @@ def test_detector_backbone_and_timm_name_load_the_right_file(cache, server):
 
     torch.manual_seed(0)
     source = timm.create_model("lcnet_050", pretrained=False).state_dict()
-    serve(server, "timm", 0.5, save(source))
+    url = serve(server, "timm", 0.5, f"{server.base}/file-store/blob-1".encode(), mode="redirect")
+    server.routes["/file-store/blob-1"] = ("ok", save(source))  # the hub redirects to its file store
     detector = YOLO("yolov8n-pplcnet.yaml").model  # PP-LCNet x0.5
     report = load_backbone_weights(detector, "timm")
     assert Path(report.path) == cache / "timm" / "lcnet_050.ra2_in1k.safetensors"
     assert report.format == "timm" and report.complete
     assert torch.equal(find_backbone(detector).conv1.conv.weight.detach(), source["conv_stem.weight"])
+    assert server.requests == [path_of(url), "/file-store/blob-1"]
 
 
 def test_trainer_loads_the_named_weights_into_the_model_it_builds(cache, server, tmp_path):
@@ -215,6 +223,22 @@ def test_offline_then_a_file_put_by_hand_is_used_and_recorded(cache, server, mon
     assert record["sha256"] == hashlib.sha256(body).hexdigest() and "by hand" in record["how"]
 
 
+def test_file_put_by_hand_that_runs_code_is_refused_before_it_is_recorded(cache, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    target = hub.cache_path("imagenet", 0.5)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(pickle.dumps({STEM: RunsCode()}))
+    with pytest.raises(HubError) as error:
+        load_pretrained(PPLCNet(0.5), "imagenet")
+    assert str(error.value).startswith(f"refused {target}: ") and str(error.value).endswith("nothing was recorded")
+    assert not marker.exists() and not hub.record_path(target).exists()
+
+
 def test_truncated_response_leaves_nothing_in_the_cache(cache, server):
     body = pdparams_bytes(0.5)
     url = serve(server, "imagenet", 0.5, body, mode="truncated")
@@ -231,7 +255,7 @@ def test_file_of_another_scale_on_the_server_is_refused_and_not_cached(cache, se
     with pytest.raises(HubError) as error:
         load_pretrained(PPLCNet(0.5), "imagenet")
     message = str(error.value)
-    assert message.startswith(f"refused {url}: the file holds PP-LCNet x1 weights but the model is PP-LCNet x0.5")
+    assert message.startswith(f"refused {url}: ") and "PP-LCNet x1 " in message and "PP-LCNet x0.5" in message
     assert message.endswith("nothing was cached") and "\n" not in message
     assert cached_files(cache) == []
 

@@ -274,8 +274,8 @@ def _download_to(url: str, part: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _check_fits(part: Path, scale: float, url: str) -> None:
-    """Read the downloaded file with the safe reader and load it into a fresh PP-LCNet of ``scale``."""
+def _check_fits(part: Path, scale: float, source: str, outcome: str = "nothing was cached") -> None:
+    """Read the file with the safe reader and load it into a fresh PP-LCNet of ``scale``."""
     from lcnet_yolo.nn import PPLCNet
     from lcnet_yolo.weights import load_pretrained
 
@@ -283,7 +283,7 @@ def _check_fits(part: Path, scale: float, url: str) -> None:
         load_pretrained(PPLCNet(scale, features_only=True), part, strict=True)
     except WeightsError as error:
         reason = str(error).splitlines()[0].replace(str(part), "the file")
-        raise HubError(f"refused {url}: {reason}; nothing was cached") from None
+        raise HubError(f"refused {source}: {reason}; {outcome}") from None
 
 
 def fetch(name: str, scale: float) -> Path:
@@ -297,7 +297,8 @@ def fetch(name: str, scale: float) -> Path:
     record = read_record(path)
     if path.is_file():
         size, sha256 = sha256_of(path)
-        if record is None:
+        if record is None:  # put there by hand: read it as a download would be before recording it
+            _check_fits(path, scale, str(path), outcome="nothing was recorded")
             try:
                 _write_record(path, url, size, sha256, how="found in the cache (put there by hand)")
             except OSError as error:  # a read-only cache still serves its files
