@@ -392,3 +392,12 @@ def test_readme_table_is_the_code_table():
         if len(cells) == 4 and cells[0].strip("`") in hub.WEIGHTS and cells[1].startswith("x"):
             rows.add((cells[0].strip("`"), float(cells[1][1:]), cells[3]))
     assert rows == {(name, scale, url) for name, files in hub.WEIGHTS.items() for scale, url in files.items()}
+
+
+def test_names_and_paths_are_told_apart(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "timm").mkdir()  # a folder named like a weights name (a timm checkout) does not hide the name
+    (tmp_path / "imagenet").write_bytes(b"")  # a file of that name is the file
+    assert hub.is_weights_name("timm") and hub.is_weights_name("imagenet-sld")
+    assert not hub.is_weights_name("imagenet")
+    assert not any(map(hub.is_weights_name, ["x.pdparams", "weights/x", "lcnet_050.ra2_in1k", "", "."]))

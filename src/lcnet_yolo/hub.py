@@ -98,7 +98,8 @@ def names_for_scale(scale: float) -> list[str]:
 
 
 def is_weights_name(value: object) -> bool:
-    """True when ``value`` reads as a weights name rather than a file path: no folder, no suffix, not on disk.
+    """True when ``value`` reads as a weights name rather than a file path: no folder, no suffix, not a file here
+    (a folder named ``timm`` in the working directory does not hide the name).
 
     Known names (``imagenet``) and unknown ones (``imagenet-sld``) both count, so that a misspelt name gets the
     list of valid names instead of "file not found".
@@ -106,7 +107,7 @@ def is_weights_name(value: object) -> bool:
     if not isinstance(value, str) or not value or value in {".", ".."}:
         return False
     path = Path(value)
-    return "/" not in value and os.sep not in value and not path.suffix and not path.exists()
+    return "/" not in value and os.sep not in value and not path.suffix and not path.is_file()
 
 
 def url_for(name: str, scale: float | None) -> str:
