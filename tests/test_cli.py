@@ -166,3 +166,66 @@ def test_cli_refuses_a_checkpoint_whose_pickle_runs_code(capsys, tmp_path):
     code, _, err = run_cli(capsys, "predict", f"model={evil}", f"source={tmp_path}")
     assert code == 2 and "evil.pt" in err and "refused" in err
     assert not marker.exists()
+
+
+BAD_ARGUMENTS = [  # (mode, argument, what the one-line error must say)
+    ("train", "data=missing.yaml", "data=missing.yaml: 'missing.yaml' does not exist"),
+    ("train", "epochs=abc", "'epochs' must be an int"),
+    ("train", "epochs=0", "'epochs' must be >= 1"),
+    ("train", "batch=0", "'batch=0' is invalid"),
+    ("train", "batch=-2", "'batch=-2' is invalid"),
+    ("train", "batch=2.5", "'batch=2.5' is invalid"),
+    ("train", "imgsz=-1", "'imgsz=-1' is invalid"),
+    ("train", "lr0=-1", "'lr0' values are between 0.0 and 1.0"),
+    ("train", "workers=-1", "'workers' must be >= 0"),
+    ("train", "patience=-1", "'patience' must be >= 0"),
+    ("train", "colour=3", "'colour' is not a valid YOLO argument"),
+    ("train", "backbone_weights=imagenet-sld", "unknown backbone weights 'imagenet-sld'"),
+    ("val", "data=missing.yaml", "'missing.yaml' does not exist"),
+    ("val", "conf=2", "'conf' values are between 0.0 and 1.0"),
+    ("val", "batch=abc", "'batch=abc' is of invalid type str"),
+    ("val", "backbone_weights=imagenet", "backbone_weights= is a train argument"),
+    ("predict", "imgsz=0", "'imgsz=0' is invalid"),
+    ("predict", "conf=abc", "'conf=abc' is of invalid type str"),
+    ("predict", "max_det=0", "'max_det' must be >= 1"),
+    ("predict", "source=missing.png", "missing.png does not exist"),
+    ("export", "imgsz=-32", "'imgsz=-32' is invalid"),
+    ("export", "opset=abc", "'opset' must be an int"),
+    ("export", "format=nonsense", "Invalid export format='nonsense'"),
+]
+
+
+@pytest.mark.parametrize(("mode", "argument", "expected"), BAD_ARGUMENTS, ids=[f"{m}-{a}" for m, a, _ in BAD_ARGUMENTS])
+def test_bad_argument_is_one_line_with_exit_code_2(capsys, tmp_path, mode, argument, expected):
+    code, _, err = run_cli(capsys, mode, "model=yolov8n-pplcnet.yaml", argument, f"project={tmp_path}")
+    assert code == 2
+    assert err.startswith(f"lcnet-yolo {mode}: error: ") and err.count("\n") == 1, err
+    assert expected in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("batch=-1",), ("batch=0.7",), ("batch=16", "imgsz=[640, 480]"), ("workers=0", "patience=0", "epochs=1e2")],
+    ids=["autobatch", "autobatch-fraction", "rectangular-imgsz", "zero-counts"],
+)
+def test_values_ultralytics_accepts_pass_the_argument_check(arguments):
+    from lcnet_yolo.cli import check_arguments, parse_overrides
+
+    check_arguments(parse_overrides(list(arguments)))  # raises on a refusal
+
+
+@pytest.mark.parametrize("argument", ["data=missing.yaml", "epochs=abc"])
+def test_bad_train_argument_exits_2_in_one_line_from_the_command(subprocess_env, tmp_path, argument):
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "lcnet_yolo", "train", argument, f"project={tmp_path}"],
+        env=subprocess_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("lcnet-yolo train: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert argument.split("=")[1] in proc.stderr

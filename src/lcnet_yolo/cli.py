@@ -2,8 +2,10 @@
 
 Modes ``train``, ``val``, ``predict`` and ``export`` take Ultralytics' own ``key=value`` arguments, parsed and
 validated by Ultralytics' CLI helpers, and run Ultralytics' ``YOLO`` object; lcnet-yolo only resolves its
-packaged model and dataset names and adds ``backbone_weights=PATH`` to ``train``. ``info`` prints the model
-zoo table, ``benchmark`` runs :mod:`lcnet_yolo.benchmark` and ``demo`` runs the end-to-end demo.
+packaged model and dataset names and adds ``backbone_weights=PATH|NAME`` to ``train``. Bad arguments stop
+before anything runs, in one line with exit status 2. ``info`` prints the model zoo table, ``weights`` the
+weights names (:mod:`lcnet_yolo.hub`), ``benchmark`` runs :mod:`lcnet_yolo.benchmark` and ``demo`` runs the
+end-to-end demo.
 """
 
 from __future__ import annotations
@@ -67,11 +69,12 @@ Usage:
     lcnet-yolo info [model=NAME] [imgsz=640]   model summary, or the model zoo table
     lcnet-yolo benchmark [...]             latency/accuracy benchmark (see `lcnet-yolo benchmark --help`)
     lcnet-yolo demo [--quick]              build neon-trees, train, validate, predict, export
+    lcnet-yolo weights                     ImageNet weights names (backbone_weights=NAME), URLs, cache
     lcnet-yolo convert SRC.pt [DST]        checkpoint -> .safetensors (safe to share; see SECURITY.md)
 
 Examples:
     lcnet-yolo train model=yolov8n-pplcnet.yaml data=neon-trees epochs=50 imgsz=640
-    lcnet-yolo train model=yolov8s-pplcnet.yaml data=neon-trees backbone_weights=PPLCNet_x1_0_pretrained.pdparams
+    lcnet-yolo train model=yolov8s-pplcnet.yaml data=neon-trees backbone_weights=imagenet
     lcnet-yolo val model=runs/detect/train/weights/best.pt data=neon-trees
     lcnet-yolo predict model=runs/detect/train/weights/best.pt source=image.png
     lcnet-yolo export model=runs/detect/train/weights/best.pt format=onnx
@@ -119,6 +122,49 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return {**overrides, **ours}
 
 
+class ArgumentError(ValueError):
+    """A ``key=value`` argument of the wrong type or out of range (one line, exit status 2)."""
+
+
+# Numbers Ultralytics' check_cfg leaves unchecked that must not be negative (it checks epochs >= 1, fractions ...).
+NON_NEGATIVE = ("workers", "close_mosaic", "warmup_epochs")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_arguments(overrides: dict[str, Any]) -> None:
+    """Check types and ranges of Ultralytics' arguments before anything is built (:class:`ArgumentError`).
+
+    Types and most ranges are Ultralytics' own ``check_cfg``; on top of it: ``imgsz`` positive (one size or
+    ``[h, w]``), ``batch`` a positive integer, ``-1`` (AutoBatch) or a fraction in (0, 1) (AutoBatch's share of
+    GPU memory), and :data:`NON_NEGATIVE` counts not negative.
+    """
+    from ultralytics.cfg import check_cfg
+
+    try:
+        check_cfg(dict(overrides), hard=True)
+    except (TypeError, ValueError) as error:
+        raise ArgumentError(str(error)) from None
+    if "imgsz" in overrides:
+        imgsz = overrides["imgsz"]
+        sizes = imgsz if isinstance(imgsz, list | tuple) else [imgsz]
+        if not 1 <= len(sizes) <= 2 or not all(_is_number(s) and s >= 1 and float(s).is_integer() for s in sizes):
+            raise ArgumentError(f"'imgsz={imgsz}' is invalid: give a positive integer (i.e. 'imgsz=640') or [h, w]")
+    if "batch" in overrides:
+        batch = overrides["batch"]
+        valid = _is_number(batch) and (batch == -1 or 0 < batch < 1 or (batch >= 1 and float(batch).is_integer()))
+        if not valid:
+            raise ArgumentError(
+                f"'batch={batch}' is invalid: give a positive integer (i.e. 'batch=16'), -1 for AutoBatch, "
+                "or a fraction in (0, 1) of GPU memory for AutoBatch"
+            )
+    for key in NON_NEGATIVE:
+        if _is_number(overrides.get(key)) and overrides[key] < 0:
+            raise ArgumentError(f"'{key}={overrides[key]}' is invalid: '{key}' must be >= 0")
+
+
 def resolve_dataset(data: str) -> str:
     """A dataset name from :data:`lcnet_yolo.data.DATASETS` becomes its (built) ``data.yaml``; else unchanged."""
     if data in _datasets():
@@ -136,6 +182,7 @@ def run_mode(mode: str, args: list[str]) -> int:
     backbone_weights = overrides.pop("backbone_weights", None)
     if backbone_weights and mode != "train":
         raise ValueError("backbone_weights= is a train argument")
+    check_arguments(overrides)
     model = load_yolo(resolve_model(overrides.pop("model", DEFAULT_MODEL)), task=overrides.pop("task", None))
     if isinstance(overrides.get("data"), str):
         overrides["data"] = resolve_dataset(overrides["data"])
@@ -150,9 +197,36 @@ def run_mode(mode: str, args: list[str]) -> int:
         if trainer is not None:
             overrides["trainer"] = trainer
         if backbone_weights:
+            check_weights_name(backbone_weights, model.model)
             overrides["backbone_weights"] = backbone_weights
-    with restricted_loading():  # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only
-        getattr(model, mode)(**overrides)
+    try:
+        with restricted_loading():  # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only
+            getattr(model, mode)(**overrides)
+    except RuntimeError as error:  # Ultralytics' trainer wraps any dataset problem: "Dataset 'x' error ❌ <cause>"
+        if str(error).startswith("Dataset '") and error.__cause__ is not None:
+            reason = one_line(error.__cause__).replace("❌", "").strip()
+            raise ArgumentError(f"data={overrides.get('data', '(default)')}: {reason}") from None
+        raise
+    return 0
+
+
+def check_weights_name(backbone_weights: Any, model: Any) -> None:
+    """A weights name (``backbone_weights=imagenet``) must exist for the model's PP-LCNet scale: checked before
+    the dataset is read or anything downloads (a file path is checked when it is loaded)."""
+    from lcnet_yolo.hub import is_weights_name, url_for
+    from lcnet_yolo.integration import find_backbone
+
+    if is_weights_name(backbone_weights):
+        url_for(backbone_weights, find_backbone(model).scale)
+
+
+def weights_command(args: list[str]) -> int:
+    """``lcnet-yolo weights``: the ImageNet weights names, their scales and URLs, and what is cached."""
+    from lcnet_yolo.hub import listing
+
+    if args:
+        raise ValueError("usage: lcnet-yolo weights")
+    print(listing())
     return 0
 
 
@@ -269,6 +343,15 @@ def convert_command(args: list[str]) -> int:
     return 0
 
 
+def one_line(error: BaseException) -> str:
+    """An error message on one line: its lines joined (a sentence end gets a space, other line ends "; ")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    for line in lines[1:]:
+        text += (" " if text.endswith((".", ":", ";", "!", "?")) else "; ") + line
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lcnet-yolo``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -289,12 +372,14 @@ def main(argv: list[str] | None = None) -> int:
             return demo(rest)
         if command == "info":
             return info(rest)
+        if command == "weights":
+            return weights_command(rest)
         if command in MODES:
             return run_mode(command, rest)
         print(f"lcnet-yolo: unknown command '{command}'; run `lcnet-yolo --help`", file=sys.stderr)
         return 2
     except _user_errors() as error:
-        print(f"lcnet-yolo {command}: error: {error}", file=sys.stderr)
+        print(f"lcnet-yolo {command}: error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -115,13 +115,14 @@ def find_backbone(model: nn.Module) -> PPLCNetBackbone:
 
 
 def load_backbone_weights(model: nn.Module, path: str | Path) -> Any:
-    """Load a PP-LCNet ImageNet checkpoint (PaddleClas ``.pdparams``, timm or PyTorch file) into ``model``'s
-    backbone with :func:`lcnet_yolo.weights.load_pretrained`; classifier-head keys are skipped. Returns its report.
+    """Load a PP-LCNet ImageNet checkpoint (PaddleClas ``.pdparams``, timm or PyTorch file, or a name such as
+    ``"imagenet"`` from :data:`lcnet_yolo.hub.WEIGHTS`) into ``model``'s backbone with
+    :func:`lcnet_yolo.weights.load_pretrained`; classifier-head keys are skipped. Returns its report.
     """
     from lcnet_yolo.weights import load_pretrained
 
     report = load_pretrained(find_backbone(model), path, strict=True)
-    LOGGER.info(f"Loaded PP-LCNet backbone weights from {path}")
+    LOGGER.info(f"Loaded PP-LCNet backbone weights from {report.path}")
     return report
 
 

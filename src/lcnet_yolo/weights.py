@@ -398,7 +398,12 @@ def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> 
     ``num_classes=0``). Every BatchNorm that receives weights gets ``eps=1e-5``, the value they were trained
     with. PaddleClas' inference-time dropout scaling is folded into ``fc.weight`` (``p = model.dropout_rate``).
     A model that contains one PP-LCNet (an Ultralytics detector built from our YAMLs) loads into that module.
+    ``path`` may also be a name from :data:`lcnet_yolo.hub.WEIGHTS` (``"imagenet"``, ``"imagenet-ssld"``,
+    ``"timm"``): the publisher's file for the model's scale, downloaded once and cached.
     """
+    from lcnet_yolo.hub import resolve_weights
+
+    path = resolve_weights(path, getattr(_find_backbone(model)[1], "scale", None))  # a name -> its cached file
     path = _existing_file(path)
     raw = read_checkpoint(path)
     submodule, model = _find_backbone(model)
