@@ -7,13 +7,15 @@
   plotting never tries to download ``Arial.ttf``.
 * :class:`LCNetDetectionTrainer` and :class:`LCNetClassificationTrainer` are Ultralytics' trainers plus one
   argument, ``backbone_weights``: a PP-LCNet ImageNet checkpoint loaded into the backbone each time the trainer
-  builds a fresh model.
+  builds a fresh model; and, for arguments the user left unset, defaults that train on small datasets
+  (:class:`SmallDatasetDefaults`).
 
 Nothing else from Ultralytics is replaced: training, losses, metrics, NMS and export are its own.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 from torch import nn
 from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, LOGGER, USER_CONFIG_DIR
+from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, USER_CONFIG_DIR, colorstr
 
 from lcnet_yolo.checkpoints import ReliableTrainerMixin, allow_our_classes
 from lcnet_yolo.nn.layers import Classifier, PPLCNetBackbone
@@ -149,12 +151,74 @@ class BackboneWeightsTrainer:
         return model
 
 
-class LCNetDetectionTrainer(BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer):
+MIN_STEPS_PER_EPOCH = 8  # below this, the nominal batch is lowered (see SmallDatasetDefaults)
+
+
+def user_set_keys(cfg: Any, overrides: dict | None) -> set[str]:
+    """Training arguments the user chose: every key of ``overrides`` (what ``YOLO.train``/the CLI passed) plus
+    the keys of a custom ``cfg`` whose values differ from Ultralytics' defaults."""
+    keys = set(overrides or {})
+    if cfg is not None and cfg is not DEFAULT_CFG:
+        from ultralytics.cfg import cfg2dict
+
+        keys |= {k for k, v in cfg2dict(cfg).items() if DEFAULT_CFG_DICT.get(k, object()) != v}
+    return keys
+
+
+def small_dataset_accumulate(batches_per_epoch: int, nominal_accumulate: int) -> int:
+    """Batches per optimizer step so that an epoch has at least ``MIN_STEPS_PER_EPOCH`` steps, never more than
+    Ultralytics' nominal ``round(nbs / batch)`` (large datasets keep Ultralytics' value)."""
+    return max(1, min(nominal_accumulate, batches_per_epoch // MIN_STEPS_PER_EPOCH))
+
+
+class SmallDatasetDefaults:
+    """Ultralytics' nominal batch, made to fit small datasets, for users who did not set ``nbs`` (mixed in first).
+
+    Ultralytics accumulates gradients over ``round(nbs / batch)`` batches (``nbs=64``) before each optimizer
+    step. On a small dataset that leaves less than one step per epoch (26 images at batch 4: 7 batches per
+    epoch, a step every 16 batches), and 30 epochs are then about 20 optimizer steps, whatever the model. When
+    ``nbs`` was not given, this trainer lowers it so that every epoch has at least :data:`MIN_STEPS_PER_EPOCH`
+    steps (one step per batch on datasets of fewer than 8 batches) and logs one ``lcnet-yolo defaults:`` line
+    saying so; weight decay keeps Ultralytics' scaling by ``batch * accumulate / nbs``. A user-set ``nbs``, a
+    resumed run (its checkpoint holds the value used) and large datasets are left alone.
+    """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks=None):
+        self.user_keys = user_set_keys(cfg, overrides)
+        self.applied_defaults: dict[str, Any] = {}
+        super().__init__(cfg, overrides, _callbacks)
+
+    def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+        """Choose ``nbs`` for a small dataset (see the class), then build Ultralytics' optimizer."""
+        if "nbs" not in self.user_keys and not self.resume and getattr(self, "train_loader", None) is not None:
+            batches = len(self.train_loader)
+            accumulate = small_dataset_accumulate(batches, self.accumulate)
+            if accumulate < self.accumulate:
+                nominal_nbs, nominal_accumulate = self.args.nbs, self.accumulate
+                self.args.nbs = accumulate * self.batch_size
+                self.accumulate = accumulate
+                decay = self.args.weight_decay * self.batch_size * accumulate / self.args.nbs
+                images = len(self.train_loader.dataset)
+                iterations = math.ceil(images / max(self.batch_size, self.args.nbs)) * self.epochs
+                self.applied_defaults["nbs"] = self.args.nbs
+                LOGGER.info(
+                    f"{colorstr('lcnet-yolo defaults:')} nbs={self.args.nbs} (an optimizer step every {accumulate} "
+                    f"batch{'es' if accumulate > 1 else ''}): {images} training images make {batches} batches of "
+                    f"{self.batch_size} per epoch, and Ultralytics' nbs={nominal_nbs} would step every "
+                    f"{nominal_accumulate} batches ({batches / nominal_accumulate:.1f} steps per epoch); "
+                    f"pass nbs= to choose yourself"
+                )
+        return super().build_optimizer(model, name, lr, momentum, decay, iterations)
+
+
+class LCNetDetectionTrainer(SmallDatasetDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer):
     """Ultralytics' detection trainer with ``backbone_weights=PATH`` (PP-LCNet ImageNet weights for the backbone).
 
     Usage: ``YOLO("yolov8n-pplcnet.yaml").train(data=..., trainer=LCNetDetectionTrainer, backbone_weights=PATH)``.
     """
 
 
-class LCNetClassificationTrainer(BackboneWeightsTrainer, ReliableTrainerMixin, ClassificationTrainer):
+class LCNetClassificationTrainer(
+    SmallDatasetDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, ClassificationTrainer
+):
     """Ultralytics' classification trainer with ``backbone_weights=PATH``, for the ``pplcnet_*-cls.yaml`` models."""
