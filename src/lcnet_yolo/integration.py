@@ -8,7 +8,7 @@
 * :class:`LCNetDetectionTrainer` and :class:`LCNetClassificationTrainer` are Ultralytics' trainers plus one
   argument, ``backbone_weights``: a PP-LCNet ImageNet checkpoint loaded into the backbone each time the trainer
   builds a fresh model; and, for arguments the user left unset, defaults that train on small datasets
-  (:class:`SmallDatasetDefaults`).
+  (:class:`TrainingDefaults`).
 
 Nothing else from Ultralytics is replaced: training, losses, metrics, NMS and export are its own.
 """
@@ -151,7 +151,10 @@ class BackboneWeightsTrainer:
         return model
 
 
-MIN_STEPS_PER_EPOCH = 8  # below this, the nominal batch is lowered (see SmallDatasetDefaults)
+MIN_STEPS_PER_EPOCH = 8  # below this, the nominal batch is lowered (see TrainingDefaults)
+# What a PP-LCNet detector gets when the user leaves `optimizer` unset (BENCHMARKS.md, "Defaults that train"):
+# AdamW at Ultralytics' default lr0 instead of its automatic choice (AdamW at 0.002 for one class).
+PPLCNET_DETECT_RECIPE = {"optimizer": "AdamW", "lr0": DEFAULT_CFG_DICT["lr0"]}
 
 
 def user_set_keys(cfg: Any, overrides: dict | None) -> set[str]:
@@ -171,17 +174,28 @@ def small_dataset_accumulate(batches_per_epoch: int, nominal_accumulate: int) ->
     return max(1, min(nominal_accumulate, batches_per_epoch // MIN_STEPS_PER_EPOCH))
 
 
-class SmallDatasetDefaults:
-    """Ultralytics' nominal batch, made to fit small datasets, for users who did not set ``nbs`` (mixed in first).
+def has_pplcnet_backbone(model: nn.Module) -> bool:
+    """Whether ``model`` holds a :class:`PPLCNetBackbone`."""
+    return any(isinstance(m, PPLCNetBackbone) for m in model.modules())
 
-    Ultralytics accumulates gradients over ``round(nbs / batch)`` batches (``nbs=64``) before each optimizer
-    step. On a small dataset that leaves less than one step per epoch (26 images at batch 4: 7 batches per
-    epoch, a step every 16 batches), and 30 epochs are then about 20 optimizer steps, whatever the model. When
-    ``nbs`` was not given, this trainer lowers it so that every epoch has at least :data:`MIN_STEPS_PER_EPOCH`
-    steps (one step per batch on datasets of fewer than 8 batches) and logs one ``lcnet-yolo defaults:`` line
-    saying so; weight decay keeps Ultralytics' scaling by ``batch * accumulate / nbs``. A user-set ``nbs``, a
-    resumed run (its checkpoint holds the value used) and large datasets are left alone.
+
+class TrainingDefaults:
+    """Defaults that train, for arguments the user did not set (mixed in first; each applied one is logged).
+
+    * ``nbs``: Ultralytics accumulates gradients over ``round(nbs / batch)`` batches (``nbs=64``) before each
+      optimizer step. On a small dataset that is less than one step per epoch (26 images at batch 4: 7 batches
+      per epoch, a step every 16 batches; 30 epochs are then about 20 steps, whatever the model). When ``nbs``
+      was not given, it is lowered so that every epoch has at least :data:`MIN_STEPS_PER_EPOCH` steps (one step
+      per batch below 8 batches per epoch); weight decay keeps Ultralytics' ``batch * accumulate / nbs`` scaling.
+    * ``optimizer``/``lr0`` (detection models with a PP-LCNet backbone, when ``optimizer`` was not given):
+      :data:`PPLCNET_DETECT_RECIPE`, AdamW at lr0 0.01 (a user-set ``lr0`` is kept), instead of Ultralytics'
+      automatic AdamW at ``0.002 * 5 / (4 + nc)``, at which these models barely learn from scratch.
+
+    One ``lcnet-yolo defaults:`` line says what was applied and why; :attr:`applied_defaults` holds it. A
+    user-set value, a resumed run (its checkpoint holds the values used) and large datasets are left alone.
     """
+
+    apply_pplcnet_recipe: bool = True
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks=None):
         self.user_keys = user_set_keys(cfg, overrides)
@@ -189,8 +203,11 @@ class SmallDatasetDefaults:
         super().__init__(cfg, overrides, _callbacks)
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
-        """Choose ``nbs`` for a small dataset (see the class), then build Ultralytics' optimizer."""
-        if "nbs" not in self.user_keys and not self.resume and getattr(self, "train_loader", None) is not None:
+        """Apply the defaults (see the class) to the arguments, then build Ultralytics' optimizer."""
+        if self.resume:
+            return super().build_optimizer(model, name, lr, momentum, decay, iterations)
+        reasons = []
+        if "nbs" not in self.user_keys and getattr(self, "train_loader", None) is not None:
             batches = len(self.train_loader)
             accumulate = small_dataset_accumulate(batches, self.accumulate)
             if accumulate < self.accumulate:
@@ -201,24 +218,47 @@ class SmallDatasetDefaults:
                 images = len(self.train_loader.dataset)
                 iterations = math.ceil(images / max(self.batch_size, self.args.nbs)) * self.epochs
                 self.applied_defaults["nbs"] = self.args.nbs
-                LOGGER.info(
-                    f"{colorstr('lcnet-yolo defaults:')} nbs={self.args.nbs} (an optimizer step every {accumulate} "
-                    f"batch{'es' if accumulate > 1 else ''}): {images} training images make {batches} batches of "
-                    f"{self.batch_size} per epoch, and Ultralytics' nbs={nominal_nbs} would step every "
-                    f"{nominal_accumulate} batches ({batches / nominal_accumulate:.1f} steps per epoch); "
-                    f"pass nbs= to choose yourself"
+                reasons.append(
+                    f"nbs={self.args.nbs} (an optimizer step every {accumulate} batch{'es' if accumulate > 1 else ''}"
+                    f"): {images} training images make {batches} batches of {self.batch_size} per epoch, and "
+                    f"Ultralytics' nbs={nominal_nbs} would step every {nominal_accumulate} batches "
+                    f"({batches / nominal_accumulate:.1f} steps per epoch)"
                 )
+        if (
+            self.apply_pplcnet_recipe
+            and "optimizer" not in self.user_keys
+            and str(name).lower() == "auto"
+            and has_pplcnet_backbone(model)
+        ):
+            name = self.args.optimizer = PPLCNET_DETECT_RECIPE["optimizer"]
+            if "lr0" not in self.user_keys:
+                self.args.lr0 = PPLCNET_DETECT_RECIPE["lr0"]
+            lr = self.args.lr0
+            self.applied_defaults.update(optimizer=name, lr0=lr)
+            reasons.append(
+                f"optimizer={name} lr0={lr:g}: PP-LCNet detectors trained from scratch barely learn at "
+                f"Ultralytics' automatic choice (AdamW, lr0 {0.002 * 5 / (4 + self.data.get('nc', 10)):g} here)"
+            )
+        if reasons:
+            LOGGER.info(
+                f"{colorstr('lcnet-yolo defaults:')} {'; '.join(reasons)}. Set these arguments to choose yourself "
+                f"(BENCHMARKS.md, 'Defaults that train')."
+            )
         return super().build_optimizer(model, name, lr, momentum, decay, iterations)
 
 
-class LCNetDetectionTrainer(SmallDatasetDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer):
+class LCNetDetectionTrainer(TrainingDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer):
     """Ultralytics' detection trainer with ``backbone_weights=PATH`` (PP-LCNet ImageNet weights for the backbone).
 
     Usage: ``YOLO("yolov8n-pplcnet.yaml").train(data=..., trainer=LCNetDetectionTrainer, backbone_weights=PATH)``.
     """
 
 
-class LCNetClassificationTrainer(
-    SmallDatasetDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, ClassificationTrainer
-):
-    """Ultralytics' classification trainer with ``backbone_weights=PATH``, for the ``pplcnet_*-cls.yaml`` models."""
+class LCNetClassificationTrainer(TrainingDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, ClassificationTrainer):
+    """Ultralytics' classification trainer with ``backbone_weights=PATH``, for the ``pplcnet_*-cls.yaml`` models.
+
+    Of :class:`TrainingDefaults` it applies the small-dataset ``nbs`` only (the optimizer recipe was measured for
+    detection).
+    """
+
+    apply_pplcnet_recipe = False

@@ -16,16 +16,10 @@ Deviations and choices, stated once:
 * PaddleClas uses ``Dropout(mode="downscale_in_infer")`` before ``fc``: at inference it multiplies by
   ``1 - p``. PyTorch's dropout scales at training time instead, so imported PaddleClas weights get the
   ``1 - p`` factor folded into ``fc.weight`` and give PaddleClas' logits exactly.
-* Initialisation for training from scratch with Adam-type optimizers: depthwise filters and the stem start at
-  the per-weight scale of a dense 3×3 convolution over 64 channels (:func:`scale_init_for_adam`), not at
-  PyTorch's default, which gives every filter the same norm whatever its fan-in. A BatchNorm follows each of
-  these convolutions, so the forward pass is the same; what changes is how fast Adam turns them (BENCHMARKS.md,
-  "Defaults that train"). Imported ImageNet weights replace the initial values as before.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from functools import partial
 
@@ -46,7 +40,6 @@ __all__ = [
     "pplcnet_x1_5",
     "pplcnet_x2_0",
     "pplcnet_x2_5",
-    "scale_init_for_adam",
 ]
 
 # Table 1 of the paper, as in PaddleClas. One row per depthwise-separable block:
@@ -87,28 +80,6 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
-# Fan-in (k*k*c_in) of a dense 3x3 convolution over 64 channels: its PyTorch default init sets the per-weight scale
-# that depthwise filters and the stem start at (see scale_init_for_adam).
-REFERENCE_FAN_IN = 3 * 3 * 64
-
-
-def scale_init_for_adam(conv: nn.Conv2d, reference_fan_in: int = REFERENCE_FAN_IN) -> nn.Conv2d:
-    """Shrink a freshly initialised conv whose fan-in is below ``reference_fan_in`` to that fan-in's weight scale.
-
-    PyTorch's default init draws weights with std ``1/sqrt(3 * fan_in)``, i.e. every filter has norm about
-    ``sqrt(1/3)`` whatever its fan-in. Adam moves each weight by about ``lr`` per step, so a filter followed by
-    BatchNorm (whose output does not depend on the filter's scale) turns by about ``lr * sqrt(3 * fan_in)``
-    radians per step: a depthwise 3×3 filter (fan-in 9) 8× slower than a dense 3×3 conv over 64 channels
-    (fan-in 576). Multiplying by ``sqrt(fan_in / reference_fan_in)`` gives all of them the same relative step.
-    Only for convolutions followed by BatchNorm; larger fan-ins are left as they are.
-    """
-    fan_in = conv.weight[0].numel()
-    if fan_in < reference_fan_in:
-        with torch.no_grad():
-            conv.weight.mul_(math.sqrt(fan_in / reference_fan_in))
-    return conv
-
-
 def _block_rows() -> list[tuple[str, list]]:
     return [(stage, row) for stage, rows in NET_CONFIG.items() for row in rows]
 
@@ -119,28 +90,13 @@ DEFAULT_LARGE_KERNEL_BLOCKS = tuple(i for i, (_, row) in enumerate(_block_rows()
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv (no bias) + BatchNorm + activation; ``groups=channels`` makes it depthwise.
+    """Conv (no bias) + BatchNorm + activation; ``groups=channels`` makes it depthwise."""
 
-    Depthwise convs (and, with ``adam_init=True``, any other) start at the weight scale of
-    :func:`scale_init_for_adam`.
-    """
-
-    def __init__(
-        self,
-        c_in: int,
-        c_out: int,
-        kernel: int,
-        stride: int = 1,
-        groups: int = 1,
-        act: str = "hardswish",
-        adam_init: bool | None = None,
-    ):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: str = "hardswish"):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
         self.act = ACTIVATIONS[act]()
-        if adam_init or (adam_init is None and groups > 1 and groups == c_in):
-            scale_init_for_adam(self.conv)
 
 
 class SEModule(nn.Module):
@@ -251,7 +207,7 @@ class PPLCNet(nn.Module):
         def ch(c: int) -> int:
             return make_divisible(c * self.scale)
 
-        self.conv1 = ConvBNAct(in_chans, ch(STEM_CHANNELS), 3, stride=2, act=act, adam_init=True)
+        self.conv1 = ConvBNAct(in_chans, ch(STEM_CHANNELS), 3, stride=2, act=act)
         self.feature_info: list[dict] = []
         index = 0
         for stage, rows in NET_CONFIG.items():
