@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, YAML
 
 from lcnet_yolo.data import make_synthetic_dataset
 from lcnet_yolo.integration import (
@@ -84,6 +84,8 @@ def test_defaults_step_every_batch_with_adamw_at_lr0_001_and_say_why(synthetic_d
     assert weight_group["betas"] == (0.937, 0.999)  # the explicit recipe's momentum, not auto's 0.9
     assert weight_group["weight_decay"] == pytest.approx(0.0005)  # Ultralytics' scaling, batch*accumulate/nbs = 1
     assert trainer.args.warmup_bias_lr == 0.1
+    saved = YAML.load(trainer.save_dir / "args.yaml")  # the run's record shows what was used
+    assert (saved["nbs"], saved["optimizer"], saved["lr0"]) == (4, "AdamW", 0.01)
     ours = [line for line in lines if DEFAULTS_LINE in line]
     assert len(ours) == 1
     assert "nbs=4 (an optimizer step every 1 batch): 16 training images make 4 batches of 4 per epoch" in ours[0]

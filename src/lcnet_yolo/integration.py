@@ -23,7 +23,7 @@ from typing import Any
 from torch import nn
 from ultralytics.models.yolo.classify import ClassificationTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, USER_CONFIG_DIR, colorstr
+from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, RANK, USER_CONFIG_DIR, YAML, colorstr
 
 from lcnet_yolo.checkpoints import ReliableTrainerMixin, allow_our_classes
 from lcnet_yolo.nn.layers import Classifier, PPLCNetBackbone
@@ -240,6 +240,8 @@ class TrainingDefaults:
                 f"Ultralytics' automatic choice (AdamW, lr0 {0.002 * 5 / (4 + self.data.get('nc', 10)):g} here)"
             )
         if reasons:
+            if RANK in {-1, 0} and (self.save_dir / "args.yaml").is_file():  # written at init, before the defaults
+                YAML.save(self.save_dir / "args.yaml", vars(self.args))
             LOGGER.info(
                 f"{colorstr('lcnet-yolo defaults:')} {'; '.join(reasons)}. Set these arguments to choose yourself "
                 f"(BENCHMARKS.md, 'Defaults that train')."
