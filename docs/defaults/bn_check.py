@@ -11,7 +11,7 @@ import sys
 import torch
 from ultralytics.cfg import get_cfg
 from ultralytics.data import build_yolo_dataset
-from ultralytics.utils import YAML
+from ultralytics.data.utils import check_det_dataset
 
 from lcnet_yolo.checkpoints import load_yolo
 from lcnet_yolo.data import resolve_data
@@ -33,7 +33,7 @@ old = {name: m.running_var.clone() for name, m in norms}
 for _, m in norms:
     m.reset_running_stats()
     m.momentum = None  # cumulative average
-info = YAML.load(data)
+info = check_det_dataset(data)
 cfg = get_cfg(overrides=dict(imgsz=imgsz, mosaic=0.0, mixup=0.0, copy_paste=0.0))
 dataset = build_yolo_dataset(cfg, info["train"], 4, info, mode="train", stride=32)
 net.train()
