@@ -1,7 +1,7 @@
 """Export formats end to end (export -> predict -> val), one-line errors for missing packages and bad input, track.
 
 The round trips use a model trained for 60 epochs on 32 synthetic images at 64 px (about a minute on 2 CPU cores),
-which reaches mAP50-95 ~0.42, so that "mAP within 0.01 of the .pt" compares real numbers and not two zeros.
+which reaches mAP50-95 ~0.5, so that "mAP within 0.01 of the .pt" compares real numbers and not two zeros.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from lcnet_yolo import formats
 from lcnet_yolo.cli import main
 
 IMGSZ = 64
-# Allowed |mAP50-95(format) - mAP50-95(.pt)| with rect=False. fp32 and fp16 runtimes: 0.01 (the issue's bound;
-# measured 0.000 for TorchScript, ONNX fp32/fp16/dynamic, NCNN and MNN, 0.001 for OpenVINO). int8 quantizes
-# activations with 8 calibration images of a tiny model: measured +0.004 (ONNX Runtime) and -0.019 (OpenVINO/nncf)
-# on this 8-image, 24-box validation set, so int8 gets 0.03. Quantization accuracy is measured at full scale by
-# `lcnet-yolo benchmark` (BENCHMARKS.md), not here.
-TOLERANCE = {"onnx-int8": 0.03, "openvino-int8": 0.03}
+# Allowed |mAP50-95(format) - mAP50-95(.pt)| with rect=False. fp32 and fp16 runtimes: 0.01, the issue's bound
+# (measured: 0.000 for TorchScript, ONNX fp32/fp16/dynamic, NCNN and MNN; +0.001 for OpenVINO). int8 quantizes
+# weights and activations from calibration on 8 images of a tiny model, and this validation set has 8 images and
+# 24 boxes, where one box crossing one of the ten IoU thresholds moves mAP50-95 by ~0.004: measured -0.007 (ONNX
+# Runtime) and -0.027 (OpenVINO with nncf) here, +0.004 / -0.019 with the same recipe validated each epoch. So
+# int8 gets 0.05. Quantization accuracy at full scale is measured by `lcnet-yolo benchmark` (BENCHMARKS.md).
+TOLERANCE = {"onnx-int8": 0.05, "openvino-int8": 0.05}
 DEFAULT_TOLERANCE = 0.01
 
 
@@ -40,6 +41,7 @@ def test_every_ultralytics_export_format_has_an_entry():
     assert set(formats.FORMATS) == set(export_formats()["Argument"][1:])
     for support in formats.FORMATS.values():
         assert support.tested or support.note, f"{support.name}: untested formats say why"
+        assert support.extra is None or all(formats.PACKAGES[m][1] in (support.extra, "onnx") for m in support.export)
         for module in (*support.export, *support.runtime):
             assert module in formats.PACKAGES, module
 
@@ -70,8 +72,9 @@ def test_support_table_lists_every_format_with_install_or_reason(capsys):
     table = capsys.readouterr().out
     for name in formats.FORMATS:
         assert f"| `{name}` |" in table
-    assert "| `ncnn` | `lcnet-yolo[ncnn]` | yes (export, predict, val) |" in table
+    assert "| `ncnn` | `lcnet-yolo[ncnn]` | yes: export, predict, val |" in table
     assert "| `openvino` | `lcnet-yolo[openvino]` | yes" in table
+    assert "| `paddle` | `lcnet-yolo[paddle]` | no: " in table
 
 
 # ------------------------------------------------------------------------------------- missing packages, one line
@@ -211,12 +214,12 @@ def test_exports_are_what_was_asked_for(matrix):
 
     assert onnx.TensorProto.FLOAT16 in elem_types(matrix["onnx-fp16"].exported)
     assert onnx.TensorProto.FLOAT16 not in elem_types(matrix["onnx"].exported)
-    assert Path(matrix["onnx-int8"].exported).name == "best_int8.onnx"
+    assert Path(matrix["onnx-int8"].exported).name == "last_int8.onnx"
     int8_ops = {node.op_type for node in onnx.load(matrix["onnx-int8"].exported).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= int8_ops
     dims = onnx.load(matrix["onnx-dynamic"].exported).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
-    assert Path(matrix["openvino-int8"].exported).name == "best_int8_openvino_model"
+    assert Path(matrix["openvino-int8"].exported).name == "last_int8_openvino_model"
 
 
 @pytest.mark.slow

@@ -60,6 +60,7 @@ class FormatSupport:
     """What one Ultralytics export format needs, and whether lcnet-yolo tests it."""
 
     name: str  # Ultralytics' ``format=`` value
+    extra: str | None  # the lcnet-yolo extra that installs export and runtime (None: core, or no extra)
     export: tuple[str, ...]  # Python modules the export needs
     runtime: tuple[str, ...]  # Python modules predict/val on the exported model need
     tested: bool = False  # exported, predicted and validated by tests/test_formats.py
@@ -70,60 +71,76 @@ class FormatSupport:
 FORMATS: dict[str, FormatSupport] = {
     f.name: f
     for f in (
-        FormatSupport("torchscript", (), (), tested=True),
-        FormatSupport("onnx", ("onnx", "onnxslim"), ("onnxruntime",), tested=True),
-        FormatSupport("openvino", ("openvino",), ("openvino",), tested=True),
-        FormatSupport("engine", ("tensorrt",), ("tensorrt",), note="TensorRT needs an NVIDIA GPU and CUDA"),
+        FormatSupport("torchscript", None, (), (), tested=True),
+        FormatSupport("onnx", "onnx", ("onnx", "onnxslim"), ("onnxruntime",), tested=True),
+        FormatSupport("openvino", "openvino", ("openvino",), ("openvino",), tested=True),
+        FormatSupport("engine", None, ("tensorrt",), ("tensorrt",), note="TensorRT needs an NVIDIA GPU and CUDA"),
         FormatSupport(
+            "coreml",
             "coreml",
             ("coremltools",),
             ("coremltools",),
-            note="predict/val run Core ML models on macOS only; coremltools 9.0 also wants numpy<=2.3.5",
+            note="export works on Linux (tried once with coremltools 9.0); Core ML models run (predict, val) on macOS only",
         ),
-        FormatSupport("coreai", ("coreai_torch",), ("coreai_torch",), note="Apple Core AI runs on Apple devices only"),
+        FormatSupport(
+            "coreai", None, ("coreai_torch",), ("coreai_torch",), note="Core AI models run on Apple devices only"
+        ),
         FormatSupport(
             "saved_model",
+            "tensorflow",
             ("tensorflow", "onnx2tf", "tf_keras"),
             ("tensorflow",),
             note="tensorflow<=2.19 is a 645 MB wheel (Ultralytics also pins numpy<2 for it): too big for CI",
         ),
-        FormatSupport("pb", ("tensorflow", "onnx2tf", "tf_keras"), ("tensorflow",), note="as saved_model"),
+        FormatSupport(
+            "pb", "tensorflow", ("tensorflow", "onnx2tf", "tf_keras"), ("tensorflow",), note="as saved_model"
+        ),
         FormatSupport(
             "edgetpu",
+            "tensorflow",
             ("tensorflow", "onnx2tf", "tf_keras"),
             ("ai_edge_litert",),
             note="as saved_model, plus Google's edgetpu_compiler (a Debian package from Google's apt server)",
         ),
         FormatSupport(
             "litert",
+            "tflite",
             ("litert_torch", "ai_edge_litert"),
             ("ai_edge_litert",),
             note="litert-torch pulls jax, transformers and an older typing-extensions: not in the dev environment",
         ),
         FormatSupport(
-            "paddle", ("paddle", "x2paddle"), ("paddle",), note="paddlepaddle is a 189 MB wheel: too big for CI"
+            "paddle",
+            "paddle",
+            ("paddle", "x2paddle"),
+            ("paddle",),
+            note="paddlepaddle is a 189 MB wheel: too big for CI",
         ),
-        FormatSupport("mnn", ("onnx", "onnxslim", "MNN"), ("MNN",), tested=True),
-        FormatSupport("ncnn", ("ncnn", "pnnx"), ("ncnn",), tested=True),
+        FormatSupport("mnn", "mnn", ("onnx", "onnxslim", "MNN"), ("MNN",), tested=True),
+        FormatSupport("ncnn", "ncnn", ("ncnn", "pnnx"), ("ncnn",), tested=True),
         FormatSupport(
             "imx",
+            None,
             ("model_compression_toolkit",),
             ("model_compression_toolkit",),
             note="Sony IMX500 toolchain; Ultralytics needs torch<2.12 for it",
         ),
-        FormatSupport("rknn", ("rknn",), ("rknn",), note="Rockchip toolkit; Ultralytics pins torch==2.4 for it"),
+        FormatSupport("rknn", None, ("rknn",), ("rknn",), note="Rockchip toolkit; Ultralytics pins torch==2.4 for it"),
         FormatSupport(
+            "executorch",
             "executorch",
             ("executorch",),
             ("executorch",),
             note="executorch pulls pandas, hydra and coremltools (numpy<=2.3.5): not in the dev environment",
         ),
-        FormatSupport("axelera", (), (), note="Axelera SDK comes from Axelera's own package index, not PyPI"),
-        FormatSupport("deepx", ("dx_com",), ("dx_com",), note="DEEPX compiler; Ultralytics needs torch<2.12 for it"),
-        FormatSupport("qnn", ("onnxruntime",), ("onnxruntime",), note="needs onnxruntime-qnn and a Qualcomm NPU"),
-        FormatSupport("hailo", (), (), note="Hailo Dataflow Compiler is not on PyPI (Hailo developer zone)"),
-        FormatSupport("ascend", (), (), note="needs Huawei's CANN toolkit and an Ascend NPU"),
-        FormatSupport("xilinx", ("quark",), ("quark",), note="AMD Quark and a Xilinx/Versal target"),
+        FormatSupport("axelera", None, (), (), note="Axelera SDK comes from Axelera's own package index, not PyPI"),
+        FormatSupport(
+            "deepx", None, ("dx_com",), ("dx_com",), note="DEEPX compiler; Ultralytics needs torch<2.12 for it"
+        ),
+        FormatSupport("qnn", None, ("onnxruntime",), ("onnxruntime",), note="needs onnxruntime-qnn and a Qualcomm NPU"),
+        FormatSupport("hailo", None, (), (), note="Hailo Dataflow Compiler is not on PyPI (Hailo developer zone)"),
+        FormatSupport("ascend", None, (), (), note="needs Huawei's CANN toolkit and an Ascend NPU"),
+        FormatSupport("xilinx", None, ("quark",), ("quark",), note="needs AMD Quark and a Xilinx/Versal target"),
     )
 }
 ALIASES = {"tflite": "litert", "tfjs": "litert", "tensorrt": "engine", "trt": "engine", "mlpackage": "coreml"}
@@ -345,7 +362,9 @@ CASES = (
     Case("ncnn", "NCNN", "ncnn"),
     Case("mnn", "MNN", "mnn"),
 )
-CASES_BY_KEY = {c.key: c for c in CASES}
+# Not in the default matrix (their packages are not in the dev environment; see FORMATS): run with --formats.
+OPTIONAL_CASES = (Case("paddle", "PaddlePaddle", "paddle"), Case("coreml", "CoreML", "coreml"))
+CASES_BY_KEY = {c.key: c for c in (*CASES, *OPTIONAL_CASES)}
 
 
 @dataclass
@@ -469,9 +488,8 @@ def support_markdown() -> str:
     """Every Ultralytics export format: the lcnet-yolo extra that installs it, tested or why not."""
     lines = ["| format | install | tested here |", "|---|---|---|"]
     for support in FORMATS.values():
-        extras = sorted({PACKAGES[m][1] for m in (*support.export, *support.runtime) if PACKAGES.get(m, ("", None))[1]})
-        install = ", ".join(f"`lcnet-yolo[{e}]`" for e in extras) or ("core" if support.tested else "—")
-        tested = "yes (export, predict, val)" if support.tested else f"no: {support.note}"
+        install = f"`lcnet-yolo[{support.extra}]`" if support.extra else ("core" if support.tested else "—")
+        tested = "yes: export, predict, val" if support.tested else f"no: {support.note}"
         lines.append(f"| `{support.name}` | {install} | {tested} |")
     return "\n".join(lines)
 
