@@ -80,7 +80,7 @@ FORMATS: dict[str, FormatSupport] = {
             "coreml",
             ("coremltools",),
             ("coremltools",),
-            note="export works on Linux (tried once with coremltools 9.0); Core ML models run (predict, val) on macOS only",
+            note="export works on Linux (tried with coremltools 9.0); Core ML models run (predict, val) on macOS only",
         ),
         FormatSupport(
             "coreai", None, ("coreai_torch",), ("coreai_torch",), note="Core AI models run on Apple devices only"
