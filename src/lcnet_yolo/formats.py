@@ -526,7 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=False, help="trained detection .pt (required unless --support)")
     parser.add_argument("--data", default="neon-trees", help="data YAML or dataset name for val and int8 calibration")
     parser.add_argument("--imgsz", type=int, default=640, help="export, val and latency image size (default 640)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch and OpenMP (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for PyTorch/TorchScript (default 2); others: their default"
+    )
     parser.add_argument("--runs", type=int, default=20, help="timed predictions per format (median; default 20)")
     keys = ", ".join(CASES_BY_KEY)
     parser.add_argument("--formats", default="", help=f"comma-separated subset of: {keys}")
@@ -538,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not opts.model:
         raise ValueError("--model is required (a trained detection .pt)")
+    if not Path(opts.model).is_file():
+        raise FileNotFoundError(f"--model {opts.model} does not exist")
     wanted = [k.strip() for k in opts.formats.split(",") if k.strip()]
     unknown = [k for k in wanted if k not in CASES_BY_KEY]
     if unknown:
@@ -551,8 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = format_matrix(opts.model, opts.data, opts.imgsz, cases, opts.workdir, runs=opts.runs)
     print(matrix_markdown(rows))
     print(
-        f"\n{Path(opts.model).name}, data {opts.data}, {opts.imgsz} px, batch 1, rect=False, {opts.threads} threads, "
-        f"median of {opts.runs} predictions; {time.time() - start:.0f} s"
+        f"\n{Path(opts.model).name}, data {opts.data}, {opts.imgsz} px, batch 1, rect=False, PyTorch threads "
+        f"{opts.threads} (other runtimes: their default, {os.cpu_count()} CPUs here), median of {opts.runs} rounds; "
+        f"{time.time() - start:.0f} s"
     )
     return 0
 
