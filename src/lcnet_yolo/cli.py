@@ -1,11 +1,11 @@
 """The ``lcnet-yolo`` command, in the ``yolo`` idiom: ``lcnet-yolo MODE key=value ...``.
 
-Modes ``train``, ``val``, ``predict`` and ``export`` take Ultralytics' own ``key=value`` arguments, parsed and
-validated by Ultralytics' CLI helpers, and run Ultralytics' ``YOLO`` object; lcnet-yolo only resolves its
-packaged model and dataset names and adds ``backbone_weights=PATH|NAME`` to ``train``. Bad arguments stop
+Modes ``train``, ``val``, ``predict``, ``export`` and ``track`` take Ultralytics' own ``key=value`` arguments,
+parsed and validated by Ultralytics' CLI helpers, and run Ultralytics' ``YOLO`` object; lcnet-yolo only resolves
+its packaged model and dataset names and adds ``backbone_weights=PATH|NAME`` to ``train``. Bad arguments stop
 before anything runs, in one line with exit status 2. ``info`` prints the model zoo table, ``weights`` the
-weights names (:mod:`lcnet_yolo.hub`), ``benchmark`` runs :mod:`lcnet_yolo.benchmark` and ``demo`` runs the
-end-to-end demo.
+weights names (:mod:`lcnet_yolo.hub`), ``benchmark`` runs :mod:`lcnet_yolo.benchmark`, ``formats`` the format
+matrix of :mod:`lcnet_yolo.formats` and ``demo`` runs the end-to-end demo.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lcnet_yolo
+from lcnet_yolo import formats
 from lcnet_yolo.checkpoints import load_yolo, restricted_loading
 from lcnet_yolo.integration import (
     LCNetClassificationTrainer,
@@ -26,7 +27,7 @@ from lcnet_yolo.integration import (
     resolve_model,
 )
 
-MODES = ("train", "val", "predict", "export")
+MODES = ("train", "val", "predict", "export", "track")
 DEFAULT_MODEL = "yolov8n-pplcnet.yaml"
 OUR_KEYS = ("backbone_weights",)
 TRAINERS = {
@@ -69,6 +70,7 @@ Usage:
     lcnet-yolo benchmark [...]             latency/accuracy benchmark (see `lcnet-yolo benchmark --help`)
     lcnet-yolo demo [--quick]              build neon-trees, train, validate, predict, export
     lcnet-yolo weights                     ImageNet weights names (backbone_weights=NAME), URLs, cache
+    lcnet-yolo formats --model best.pt     export to each tested format: export/predict/val/latency table
     lcnet-yolo convert SRC.pt [DST]        checkpoint -> .safetensors (safe to share; see SECURITY.md)
 
 Examples:
@@ -77,6 +79,7 @@ Examples:
     lcnet-yolo val model=runs/detect/train/weights/best.pt data=neon-trees
     lcnet-yolo predict model=runs/detect/train/weights/best.pt source=image.png
     lcnet-yolo export model=runs/detect/train/weights/best.pt format=onnx
+    lcnet-yolo track model=runs/detect/train/weights/best.pt source=video.mp4 tracker=bytetrack.yaml
 
 Detection models:
 {listing(detectors)}
@@ -182,11 +185,16 @@ def run_mode(mode: str, args: list[str]) -> int:
     if backbone_weights and mode != "train":
         raise ValueError("backbone_weights= is a train argument")
     check_arguments(overrides)
-    model = load_yolo(resolve_model(overrides.pop("model", DEFAULT_MODEL)), task=overrides.pop("task", None))
+    model_path, task = resolve_model(overrides.pop("model", DEFAULT_MODEL)), overrides.pop("task", None)
+    task = formats.check_mode(mode, model_path, overrides, task)  # missing packages, exports' task and imgsz
+    model = load_yolo(model_path, task=task)
+    formats.check_model(model, model_path, task)
     if isinstance(overrides.get("data"), str):
         overrides["data"] = resolve_dataset(overrides["data"])
     if mode == "predict":
         overrides.setdefault("source", ASSETS)
+    elif mode == "track" and "source" not in overrides:
+        raise ValueError("track needs a video: source=PATH (a file, a folder of frames, or a stream URL)")
     elif mode == "export":
         overrides.setdefault("format", "torchscript")
     elif mode == "train":
@@ -200,7 +208,11 @@ def run_mode(mode: str, args: list[str]) -> int:
             overrides["backbone_weights"] = backbone_weights
     try:
         with restricted_loading():  # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only
-            getattr(model, mode)(**overrides)
+            if mode in {"predict", "track"}:  # as `yolo` does: results handled one by one, never kept for a video
+                for _ in getattr(model, mode)(stream=True, **overrides):
+                    pass
+            else:
+                getattr(model, mode)(**overrides)
     except RuntimeError as error:  # Ultralytics' trainer wraps any dataset problem: "Dataset 'x' error ❌ <cause>"
         if str(error).startswith("Dataset '") and error.__cause__ is not None:
             reason = one_line(error.__cause__).replace("❌", "").strip()
@@ -328,7 +340,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input: reported in one line, exit status 2."""
     from lcnet_yolo.data import DatasetError
 
-    return FileNotFoundError, ValueError, SyntaxError, DatasetError
+    return FileNotFoundError, ValueError, SyntaxError, DatasetError, formats.MissingPackageError
 
 
 def convert_command(args: list[str]) -> int:
@@ -368,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             return convert_command(rest)
         if command == "demo":
             return demo(rest)
+        if command == "formats":
+            return formats.main(rest)
         if command == "info":
             return info(rest)
         if command == "weights":
@@ -378,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except _user_errors() as error:
         print(f"lcnet-yolo {command}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:  # a package of an optional format or of tracking: name the extra
+        print(f"lcnet-yolo {command}: error: {formats.message_for(error)}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,568 @@
+"""Ultralytics' export formats for lcnet-yolo: what each needs, one-line errors, and the format matrix.
+
+``import lcnet_yolo`` turns Ultralytics' automatic ``pip install`` off, so a format whose package is missing would
+end in ``No module named ...``. This module knows which Python module each format needs for export and for
+inference, and which lcnet-yolo extra installs it (``pip install 'lcnet-yolo[ncnn]'``):
+
+* :func:`require_export`, :func:`require_runtime` and :func:`require_track` raise :class:`MissingPackageError`
+  (one line naming the extra) before Ultralytics starts; the ``lcnet-yolo`` command calls them;
+* :func:`missing_package_message` turns any ``ModuleNotFoundError`` into the same one line;
+* :func:`format_matrix` exports a trained model to each tested format and measures export, predict, val mAP and
+  latency (``lcnet-yolo formats``), for the table in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Python module -> (PyPI package, lcnet-yolo extra that installs it; None where lcnet-yolo has no extra for it)
+PACKAGES: dict[str, tuple[str, str | None]] = {
+    "onnx": ("onnx", "onnx"),
+    "onnxslim": ("onnxslim", "onnx"),
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "openvino": ("openvino", "openvino"),
+    "nncf": ("nncf", "openvino"),
+    "ncnn": ("ncnn", "ncnn"),
+    "pnnx": ("pnnx", "ncnn"),
+    "MNN": ("MNN", "mnn"),
+    "lap": ("lap", "track"),
+    "coremltools": ("coremltools", "coreml"),
+    "paddle": ("paddlepaddle", "paddle"),
+    "x2paddle": ("x2paddle", "paddle"),
+    "litert_torch": ("litert-torch", "tflite"),
+    "ai_edge_litert": ("ai-edge-litert", "tflite"),
+    "ai_edge_quantizer": ("ai-edge-quantizer", "tflite"),
+    "tensorflow": ("tensorflow", "tensorflow"),
+    "onnx2tf": ("onnx2tf", "tensorflow"),
+    "tf_keras": ("tf_keras", "tensorflow"),
+    "executorch": ("executorch", "executorch"),
+    "tensorrt": ("tensorrt", None),
+    "coreai_torch": ("coreai-torch", None),
+    "model_compression_toolkit": ("model-compression-toolkit", None),
+    "rknn": ("rknn-toolkit2", None),
+    "dx_com": ("dx_com", None),
+    "quark": ("amd-quark", None),
+}
+
+
+@dataclass(frozen=True)
+class FormatSupport:
+    """What one Ultralytics export format needs, and whether lcnet-yolo tests it."""
+
+    name: str  # Ultralytics' ``format=`` value
+    extra: str | None  # the lcnet-yolo extra that installs export and runtime (None: core, or no extra)
+    export: tuple[str, ...]  # Python modules the export needs
+    runtime: tuple[str, ...]  # Python modules predict/val on the exported model need
+    tested: bool = False  # exported, predicted and validated by tests/test_formats.py
+    note: str = ""  # why it is not tested here
+
+
+# Every format of Ultralytics 8.4.190's exporter (``ultralytics.engine.exporter.export_formats``), in its order.
+FORMATS: dict[str, FormatSupport] = {
+    f.name: f
+    for f in (
+        FormatSupport("torchscript", None, (), (), tested=True),
+        FormatSupport("onnx", "onnx", ("onnx", "onnxslim"), ("onnxruntime",), tested=True),
+        FormatSupport("openvino", "openvino", ("openvino",), ("openvino",), tested=True),
+        FormatSupport("engine", None, ("tensorrt",), ("tensorrt",), note="TensorRT needs an NVIDIA GPU and CUDA"),
+        FormatSupport(
+            "coreml",
+            "coreml",
+            ("coremltools",),
+            ("coremltools",),
+            note="Core ML models run (predict, val) on macOS only; export works on Linux (README matrix)",
+        ),
+        FormatSupport(
+            "coreai", None, ("coreai_torch",), ("coreai_torch",), note="Core AI models run on Apple devices only"
+        ),
+        FormatSupport(
+            "saved_model",
+            "tensorflow",
+            ("tensorflow", "onnx2tf", "tf_keras"),
+            ("tensorflow",),
+            note="tensorflow<=2.19 is a 645 MB wheel (Ultralytics also pins numpy<2 for it): too big for CI",
+        ),
+        FormatSupport(
+            "pb", "tensorflow", ("tensorflow", "onnx2tf", "tf_keras"), ("tensorflow",), note="as saved_model"
+        ),
+        FormatSupport(
+            "edgetpu",
+            "tensorflow",
+            ("tensorflow", "onnx2tf", "tf_keras"),
+            ("ai_edge_litert",),
+            note="as saved_model, plus Google's edgetpu_compiler (a Debian package from Google's apt server)",
+        ),
+        FormatSupport(
+            "litert",
+            "tflite",
+            ("litert_torch", "ai_edge_litert"),
+            ("ai_edge_litert",),
+            note="litert-torch pulls jax, transformers and an older typing-extensions: not in the dev environment",
+        ),
+        FormatSupport(
+            "paddle",
+            "paddle",
+            ("paddle", "x2paddle"),
+            ("paddle",),
+            note="paddlepaddle is a 189 MB wheel (700 MB installed); runs in the README matrix",
+        ),
+        FormatSupport("mnn", "mnn", ("onnx", "onnxslim", "MNN"), ("MNN",), tested=True),
+        FormatSupport("ncnn", "ncnn", ("ncnn", "pnnx"), ("ncnn",), tested=True),
+        FormatSupport(
+            "imx",
+            None,
+            ("model_compression_toolkit",),
+            ("model_compression_toolkit",),
+            note="Sony IMX500 toolchain; Ultralytics needs torch<2.12 for it",
+        ),
+        FormatSupport("rknn", None, ("rknn",), ("rknn",), note="Rockchip toolkit; Ultralytics pins torch==2.4 for it"),
+        FormatSupport(
+            "executorch",
+            "executorch",
+            ("executorch",),
+            ("executorch",),
+            note="executorch pulls pandas, hydra and coremltools; Ultralytics pins numpy<=2.3.5 for it",
+        ),
+        FormatSupport("axelera", None, (), (), note="Axelera SDK comes from Axelera's own package index, not PyPI"),
+        FormatSupport(
+            "deepx", None, ("dx_com",), ("dx_com",), note="DEEPX compiler; Ultralytics needs torch<2.12 for it"
+        ),
+        FormatSupport(
+            "qnn",
+            None,
+            ("onnxruntime",),
+            ("onnxruntime",),
+            note="needs onnxruntime-qnn (99 MB, not an extra) and a Qualcomm device to run on",
+        ),
+        FormatSupport("hailo", None, (), (), note="Hailo Dataflow Compiler is not on PyPI (Hailo developer zone)"),
+        FormatSupport("ascend", None, (), (), note="needs Huawei's CANN toolkit and an Ascend NPU"),
+        FormatSupport("xilinx", None, ("quark",), ("quark",), note="needs AMD Quark and a Xilinx/Versal target"),
+    )
+}
+ALIASES = {"tflite": "litert", "tfjs": "litert", "tensorrt": "engine", "trt": "engine", "mlpackage": "coreml"}
+
+# A path's ending -> format, for choosing the runtime an exported model needs.
+RUNTIME_SUFFIXES = {
+    ".torchscript": "torchscript",
+    ".onnx": "onnx",
+    "_openvino_model": "openvino",
+    "_ncnn_model": "ncnn",
+    ".mnn": "mnn",
+    ".mlpackage": "coreml",
+    ".mlmodel": "coreml",
+    "_paddle_model": "paddle",
+    ".tflite": "litert",
+    "_saved_model": "saved_model",
+    ".pb": "pb",
+    ".engine": "engine",
+    "_executorch_model": "executorch",
+}
+
+
+class MissingPackageError(ImportError):
+    """A package that a format (or tracking) needs is not installed; the message is one line naming the extra."""
+
+
+def is_installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def install_hint(module: str) -> str:
+    """How to install the package providing ``module``: our extra where we have one, else the PyPI package."""
+    package, extra = PACKAGES.get(module, (module, None))
+    if extra:
+        return f"pip install 'lcnet-yolo[{extra}]'"
+    return f"pip install {package} (not one of lcnet-yolo's extras; see the README's export formats)"
+
+
+def missing_package_message(module: str, purpose: str) -> str:
+    """One line: ``format 'ncnn' needs the package 'ncnn': pip install 'lcnet-yolo[ncnn]'``."""
+    package = PACKAGES.get(module, (module, None))[0]
+    return f"{purpose} needs the package '{package}': {install_hint(module)}"
+
+
+def message_for(error: ModuleNotFoundError, purpose: str = "this command") -> str:
+    """The one-line message for a ``ModuleNotFoundError`` raised anywhere below Ultralytics."""
+    module = (error.name or str(error).rsplit(" ", 1)[-1].strip("'\"")).split(".")[0]
+    return missing_package_message(module, purpose)
+
+
+def _require(modules: tuple[str, ...], purpose: str) -> None:
+    for module in modules:
+        if not is_installed(module):
+            raise MissingPackageError(missing_package_message(module, purpose))
+
+
+def canonical_format(fmt: str) -> str:
+    """Ultralytics' name for a ``format=`` value (``tflite`` -> ``litert``), lower case."""
+    fmt = str(fmt).lower()
+    return ALIASES.get(fmt, fmt)
+
+
+def _quantize(overrides: dict[str, Any]) -> int | str | None:
+    """The precision an argument set asks for, as Ultralytics reads it (``quantize=``, or legacy ``int8``/``half``)."""
+    if overrides.get("quantize") is not None:
+        value = str(overrides["quantize"]).lower()
+        return {"int8": 8, "8": 8, "fp16": 16, "16": 16, "half": 16}.get(value, overrides["quantize"])
+    if overrides.get("int8"):
+        return 8
+    if overrides.get("half"):
+        return 16
+    return None
+
+
+def require_export(fmt: str, **export_args: Any) -> None:
+    """Raise :class:`MissingPackageError` if ``model.export(format=fmt, **export_args)`` lacks a package."""
+    fmt = canonical_format(fmt)
+    support = FORMATS.get(fmt)
+    if support is None:
+        return  # Ultralytics reports unknown formats itself
+    modules = support.export
+    quantize = _quantize(export_args)
+    if fmt == "onnx" and quantize in (8, 16):
+        modules = (*modules, "onnxruntime")  # int8 calibration and the CPU fp16 converter come from onnxruntime
+    if fmt == "openvino" and quantize == 8:
+        modules = (*modules, "nncf")
+    purpose = f"format '{fmt}'" + (" with int8" if quantize == 8 else "")
+    _require(modules, purpose)
+
+
+def exported_format(model: str | Path) -> str | None:
+    """The export format of a model file or folder, from its name (``best_ncnn_model`` -> ``ncnn``); else None."""
+    name = str(model).rstrip("/\\")
+    for suffix, fmt in RUNTIME_SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def require_runtime(model: str | Path) -> None:
+    """Raise :class:`MissingPackageError` if predict/val on the exported ``model`` lacks its runtime package."""
+    fmt = exported_format(model)
+    if fmt is not None:
+        _require(FORMATS[fmt].runtime, f"running a {fmt} model")
+
+
+def require_track() -> None:
+    """Raise :class:`MissingPackageError` if Ultralytics' trackers (ByteTrack, BoT-SORT) lack ``lap``."""
+    _require(("lap",), "tracking")
+
+
+def exported_metadata(model: str | Path) -> dict[str, Any] | None:
+    """Ultralytics' export metadata (task, imgsz, args, ...) of an exported model, or None where not readable.
+
+    Read from ``metadata.yaml`` in export folders, from an ONNX file's metadata properties, or from a TorchScript
+    file's ``config.txt``; values are parsed as Ultralytics' AutoBackend parses them.
+    """
+    import ast
+    import json
+
+    path = Path(model)
+    raw: dict[str, Any] = {}
+    try:
+        if path.is_dir() and (path / "metadata.yaml").is_file():
+            import yaml
+
+            raw = yaml.safe_load((path / "metadata.yaml").read_text()) or {}
+        elif path.suffix == ".onnx" and path.is_file() and is_installed("onnx"):
+            import onnx
+
+            raw = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        elif path.suffix == ".torchscript" and path.is_file():
+            import zipfile
+
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("extra/config.txt")), None)
+                raw = json.loads(archive.read(name)) if name else {}
+    except Exception:  # unreadable metadata: leave the checks to Ultralytics
+        return None
+    if not raw:
+        return None
+    parsed = {}
+    for key, value in raw.items():
+        if isinstance(value, str) and (value[:1] in "[{(" or value.isdigit()):
+            with contextlib.suppress(ValueError, SyntaxError):
+                value = ast.literal_eval(value)
+        parsed[key] = value
+    return parsed
+
+
+def _size_pair(imgsz: Any) -> tuple[int, int]:
+    if isinstance(imgsz, str):
+        imgsz = [int(v) for v in imgsz.strip("[]() ").replace(",", " ").split()]
+    if isinstance(imgsz, (int, float)):
+        return int(imgsz), int(imgsz)
+    values = [int(v) for v in imgsz]
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def check_mode(mode: str, model: str | Path, overrides: dict[str, Any], task: str | None = None) -> str | None:
+    """Checks before a CLI mode starts: packages (one line naming the extra), task and input size of exports.
+
+    Returns the task to load ``model`` with: ``task``, or the task recorded in an exported model's metadata.
+    Raises :class:`MissingPackageError` or ``ValueError`` with a one-line message.
+    """
+    if mode == "export":
+        require_export(str(overrides.get("format", "torchscript")), **overrides)
+    if mode in {"predict", "val", "track"}:
+        require_runtime(model)
+    if mode == "track":
+        require_track()
+    if exported_format(model) is None:
+        return task
+    metadata = exported_metadata(model) or {}
+    exported_task = metadata.get("task")
+    if task and exported_task and task != exported_task:
+        raise ValueError(f"{model} is a {exported_task} model, not a {task} model")
+    if mode in {"predict", "val", "track"} and "imgsz" in overrides and "imgsz" in metadata:
+        dynamic = (metadata.get("args") or {}).get("dynamic", False)
+        fixed, asked = _size_pair(metadata["imgsz"]), _size_pair(overrides["imgsz"])
+        if not dynamic and fixed != asked:
+            raise ValueError(
+                f"{model} was exported for a fixed {fixed[0]}x{fixed[1]} input, not imgsz={overrides['imgsz']}: "
+                f"leave imgsz out, or export again with imgsz={overrides['imgsz']} or dynamic=True"
+            )
+    return task or exported_task
+
+
+def check_model(model: Any, path: str | Path, task: str | None) -> None:
+    """``ValueError`` if a loaded checkpoint is of another task than the one asked for (``lcnet-yolo detect ...``)."""
+    if task and getattr(model, "task", task) != task:
+        raise ValueError(f"{path} is a {model.task} model, not a {task} model")
+
+
+# ------------------------------------------------------------------------------------------------- format matrix
+@dataclass(frozen=True)
+class Case:
+    """One row of the format matrix: a label and Ultralytics export arguments (``format=pt`` means no export)."""
+
+    key: str  # for ``--formats`` and folder names
+    label: str
+    format: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+CASES = (
+    Case("pt", "PyTorch (.pt)", "pt"),
+    Case("torchscript", "TorchScript", "torchscript"),
+    Case("onnx", "ONNX", "onnx"),
+    Case("onnx-fp16", "ONNX fp16", "onnx", {"quantize": 16}),
+    Case("onnx-dynamic", "ONNX dynamic", "onnx", {"dynamic": True}),
+    Case("onnx-int8", "ONNX int8", "onnx", {"quantize": 8}),
+    Case("openvino", "OpenVINO", "openvino"),
+    Case("openvino-int8", "OpenVINO int8", "openvino", {"quantize": 8}),
+    Case("ncnn", "NCNN", "ncnn"),
+    Case("mnn", "MNN", "mnn"),
+)
+# Not in the default matrix (their packages are not in the dev environment; see FORMATS): run with --formats.
+OPTIONAL_CASES = (Case("paddle", "PaddlePaddle", "paddle"), Case("coreml", "CoreML", "coreml"))
+CASES_BY_KEY = {c.key: c for c in (*CASES, *OPTIONAL_CASES)}
+
+
+@dataclass
+class Row:
+    """Measured outcome of one :class:`Case`."""
+
+    case: Case
+    exported: str = ""  # path of the exported model (the .pt itself for PyTorch)
+    boxes: int | None = None  # boxes predicted on the probe image
+    map50_95: float | None = None
+    map50: float | None = None
+    latency_ms: float | None = None  # median inference time per image, Ultralytics' own measurement
+    error: str = ""
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, ModuleNotFoundError):
+        return message_for(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:160]
+
+
+def run_case(
+    case: Case, weights: Path, data: str, imgsz: int, workdir: Path, image: str, device: str = "cpu"
+) -> tuple[Row, Any]:
+    """Export ``weights`` for ``case`` in its own folder, predict on ``image`` and validate (``rect=False``).
+
+    Returns the row and the loaded model (None if a step failed), which :func:`format_matrix` then times.
+    """
+    from ultralytics import YOLO
+
+    from lcnet_yolo.checkpoints import load_yolo
+
+    row = Row(case)
+    folder = workdir / case.key
+    folder.mkdir(parents=True, exist_ok=True)
+    local = folder / Path(weights).name
+    shutil.copyfile(weights, local)
+    try:
+        if case.format == "pt":
+            model_path = str(local)
+        else:
+            require_export(case.format, **case.args)
+            calibration = {"data": data} if case.args.get("quantize") == 8 else {}
+            model_path = str(
+                load_yolo(local).export(format=case.format, imgsz=imgsz, device=device, **calibration, **case.args)
+            )
+        row.exported = model_path
+        require_runtime(model_path)
+        model = load_yolo(model_path) if case.format == "pt" else YOLO(model_path, task="detect")
+        common = {"imgsz": imgsz, "device": device, "verbose": False}
+        row.boxes = len(model.predict(image, **common)[0].boxes)
+        metrics = model.val(
+            data=data, batch=1, rect=False, plots=False, project=str(workdir / "val"), name=folder.name, **common
+        )
+        row.map50_95, row.map50 = float(metrics.box.map), float(metrics.box.map50)
+        return row, model
+    except Exception as error:  # a row reports its failure; the matrix goes on
+        row.error = _one_line(error)
+        return row, None
+
+
+def time_round_robin(models: dict[int, Any], image: str, imgsz: int, runs: int, device: str = "cpu") -> dict:
+    """Median inference ms per model (Ultralytics' own timing), models taking turns so that load from other
+    processes on the machine falls on all of them alike. Two warm-up rounds are not counted."""
+    times: dict[int, list[float]] = {key: [] for key in models}
+    for round_ in range(runs + 2):
+        for key, model in models.items():
+            speed = model.predict(image, imgsz=imgsz, device=device, verbose=False)[0].speed["inference"]
+            if round_ >= 2:
+                times[key].append(speed)
+    return {key: statistics.median(values) for key, values in times.items() if values}
+
+
+def format_matrix(
+    weights: str | Path,
+    data: str,
+    imgsz: int = 640,
+    cases: tuple[Case, ...] = CASES,
+    workdir: str | Path | None = None,
+    image: str | None = None,
+    runs: int = 20,
+) -> list[Row]:
+    """Run every case on ``weights`` (a detection ``.pt``) and return the measured rows."""
+    import tempfile
+
+    from lcnet_yolo.data import resolve_data
+
+    data = resolve_data(data) if "/" not in str(data) and not str(data).endswith((".yaml", ".yml")) else str(data)
+    if image is None:
+        image = _first_val_image(data)
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lcnet-yolo-formats-"))
+    rows, models = [], {}
+    for index, case in enumerate(cases):
+        row, model = run_case(case, Path(weights), data, imgsz, workdir, image)
+        rows.append(row)
+        if model is not None:
+            models[index] = model
+    if runs > 0:
+        for index, latency in time_round_robin(models, image, imgsz, runs).items():
+            rows[index].latency_ms = latency
+    return rows
+
+
+def _first_val_image(data_yaml: str) -> str:
+    from ultralytics.data.utils import check_det_dataset
+
+    val = check_det_dataset(data_yaml)["val"]
+    folder = Path(val[0] if isinstance(val, list) else val)
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+    if not images:
+        raise FileNotFoundError(f"no validation images under {folder}")
+    return str(images[0])
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def matrix_markdown(rows: list[Row]) -> str:
+    """The matrix as a markdown table: export ok / predict ok / val mAP / difference to the .pt / latency."""
+    reference = next((r.map50_95 for r in rows if r.case.format == "pt" and r.map50_95 is not None), None)
+    lines = [
+        "| format | export | predict (boxes) | val mAP50-95 | Δ vs .pt | mAP50 | latency ms |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        exported = "—" if row.case.format == "pt" else ("ok" if row.exported else "failed")
+        predicted = f"ok ({row.boxes})" if row.boxes is not None else ("—" if not row.exported else "failed")
+        delta = f"{row.map50_95 - reference:+.3f}" if reference is not None and row.map50_95 is not None else ""
+        lines.append(
+            f"| {row.case.label} | {exported} | {predicted} | {_fmt(row.map50_95, 3)} | {delta} | "
+            f"{_fmt(row.map50, 3)} | {_fmt(row.latency_ms, 1)} |"
+        )
+        if row.error:
+            lines.append(f"| ↳ {row.case.label}: {row.error.replace('|', '/')} | | | | | | |")
+    return "\n".join(lines)
+
+
+def support_markdown() -> str:
+    """Every Ultralytics export format: the lcnet-yolo extra that installs it, tested or why not."""
+    lines = ["| format | install | in the test suite (CI) |", "|---|---|---|"]
+    for support in FORMATS.values():
+        install = f"`lcnet-yolo[{support.extra}]`" if support.extra else ("core" if support.tested else "—")
+        tested = "yes: export, predict, val" if support.tested else f"no: {support.note}"
+        lines.append(f"| `{support.name}` | {install} | {tested} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lcnet-yolo formats``: export a trained model to each tested format and print the matrix (markdown)."""
+    parser = argparse.ArgumentParser(prog="lcnet-yolo formats", description=main.__doc__)
+    parser.add_argument("--model", required=False, help="trained detection .pt (required unless --support)")
+    parser.add_argument("--data", default="neon-trees", help="data YAML or dataset name for val and int8 calibration")
+    parser.add_argument("--imgsz", type=int, default=640, help="export, val and latency image size (default 640)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for PyTorch/TorchScript (default 2); others: their default"
+    )
+    parser.add_argument("--runs", type=int, default=20, help="timed predictions per format (median; default 20)")
+    keys = ", ".join(CASES_BY_KEY)
+    parser.add_argument("--formats", default="", help=f"comma-separated subset of: {keys}")
+    parser.add_argument("--workdir", default=None, help="where exports go (default: a new temporary folder)")
+    parser.add_argument("--support", action="store_true", help="print the table of all formats and their extras")
+    opts = parser.parse_args(argv)
+    if opts.support:
+        print(support_markdown())
+        return 0
+    if not opts.model:
+        raise ValueError("--model is required (a trained detection .pt)")
+    if not Path(opts.model).is_file():
+        raise FileNotFoundError(f"--model {opts.model} does not exist")
+    wanted = [k.strip() for k in opts.formats.split(",") if k.strip()]
+    unknown = [k for k in wanted if k not in CASES_BY_KEY]
+    if unknown:
+        raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {keys}")
+    cases = tuple(CASES_BY_KEY[k] for k in wanted) or CASES
+    os.environ.setdefault("OMP_NUM_THREADS", str(opts.threads))
+    import torch
+
+    torch.set_num_threads(opts.threads)
+    start = time.time()
+    rows = format_matrix(opts.model, opts.data, opts.imgsz, cases, opts.workdir, runs=opts.runs)
+    print(matrix_markdown(rows))
+    print(
+        f"\n{Path(opts.model).name}, data {opts.data}, {opts.imgsz} px, batch 1, rect=False, PyTorch threads "
+        f"{opts.threads} (other runtimes: their default, {os.cpu_count()} CPUs here), median of {opts.runs} rounds; "
+        f"{time.time() - start:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    import lcnet_yolo  # noqa: F401  (registers our layers)
+
+    sys.exit(main())
