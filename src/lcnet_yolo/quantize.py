@@ -269,20 +269,30 @@ def openvino_runner(path: str | Path, threads: int) -> Callable[[], object]:
     return lambda: request.infer({0: x})
 
 
-def time_interleaved(runners: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
-    """Median milliseconds per call of every runner: ``warmup`` untimed calls each, then ``repeats`` rounds that
-    call every runner once, the first runner rotating from round to round (drift of a shared machine hits all)."""
+def time_interleaved(
+    runners: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Per runner, the median and the minimum wall-clock milliseconds per call (``ms``, ``min_ms``) and the median
+    CPU milliseconds of this process per call (``cpu_ms``, all threads together): ``warmup`` untimed calls each,
+    then ``repeats`` rounds that call every runner once, the first runner rotating from round to round, so a
+    drift of the machine hits every runner alike. CPU time does not count the time other jobs hold the cores,
+    wall time does."""
     keys = list(runners)
     for key in keys:
         for _ in range(warmup):
             runners[key]()
-    samples: dict[str, list[float]] = {key: [] for key in keys}
+    wall: dict[str, list[float]] = {key: [] for key in keys}
+    cpu: dict[str, list[float]] = {key: [] for key in keys}
     for r in range(repeats):
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             runners[key]()
-            samples[key].append((time.perf_counter() - start) * 1e3)
-    return {key: statistics.median(values) for key, values in samples.items()}
+            cpu[key].append((time.process_time() - start_cpu) * 1e3)
+            wall[key].append((time.perf_counter() - start) * 1e3)
+    return {
+        key: {"ms": statistics.median(wall[key]), "min_ms": min(wall[key]), "cpu_ms": statistics.median(cpu[key])}
+        for key in keys
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -529,17 +539,26 @@ def report(results: dict) -> str:
     lat = results["latency_ms"]
     base = lat[f"{s['baseline']}|ort|fp32"]
     lines = [
-        f"Latency at {s['imgsz']} px, batch 1, {s['threads']} threads, median of {s['repeats']} interleaved rounds "
-        f"after {s['warmup']} warm-up runs; int8 calibrated on {s['calib_images']} training images. "
-        f"{s['baseline']} fp32 ONNX Runtime: {base:.1f} ms.",
+        f"Batch 1 at {s['imgsz']} px, {s['threads']} threads, {s['repeats']} interleaved rounds after "
+        f"{s['warmup']} warm-up runs: median (min) wall-clock ms, and median CPU ms of the process per run (all "
+        f"threads; not inflated by other jobs holding the cores). int8 calibrated on {s['calib_images']} training "
+        f"images. {s['baseline']} fp32 ONNX Runtime: {base['ms']:.1f} ({base['min_ms']:.1f}) ms wall, "
+        f"{base['cpu_ms']:.1f} ms CPU.",
         "",
-        "| Model | Backend | fp32 ms | int8 ms | int8 / own fp32 | int8 / " + f"{s['baseline']} fp32 ORT |",
-        "|---|---|---|---|---|---|",
+        f"| Model | Backend | fp32 ms | int8 ms | int8 / fp32 | int8 / {s['baseline']} fp32 ORT "
+        "| fp32 CPU ms | int8 CPU ms | int8 / fp32 (CPU) | int8 / " + f"{s['baseline']} (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model in s["models"]:
         for backend, label in (("ort", "ONNX Runtime"), ("openvino", "OpenVINO")):
             fp32, int8 = lat[f"{model}|{backend}|fp32"], lat[f"{model}|{backend}|int8"]
-            lines.append(f"| {model} | {label} | {fp32:.1f} | {int8:.1f} | {int8 / fp32:.2f}× | {int8 / base:.2f}× |")
+            lines.append(
+                f"| {model} | {label} | {fp32['ms']:.1f} ({fp32['min_ms']:.1f}) "
+                f"| {int8['ms']:.1f} ({int8['min_ms']:.1f}) "
+                f"| {int8['ms'] / fp32['ms']:.2f}× "
+                f"| {int8['ms'] / base['ms']:.2f}× | {fp32['cpu_ms']:.1f} | {int8['cpu_ms']:.1f} "
+                f"| {int8['cpu_ms'] / fp32['cpu_ms']:.2f}× | {int8['cpu_ms'] / base['cpu_ms']:.2f}× |"
+            )
     if results["map50_95"]:
         lines += [
             "",
