@@ -79,13 +79,15 @@ def test_int8_graph_runs_every_conv_and_hardswish_in_int8(tiny, tmp_path):
     source = collections.Counter(n.op_type for n in onnx.load(str(tiny["fp32"])).graph.node)
     ops = collections.Counter(n.op_type for n in _optimized(tiny["int8"], tmp_path / "opt.onnx").graph.node)
     assert source["HardSwish"] > 30 and source["HardSigmoid"] == 2  # backbone hardswish, SE gates
-    assert ops["QLinearConv"] == source["Conv"]
-    assert ops["Conv"] == 0
-    # every hardswish and SE gate is a uint8 table lookup; nothing runs HardSigmoid/HardSwish in float
+    # every conv but the stem (3 input channels, kept in float) is an int8 QLinearConv
+    assert ops["QLinearConv"] == source["Conv"] - 1
+    assert ops["Conv"] + ops["FusedConv"] == 1
+    # every hardswish and SE gate (the stem's too: its output is quantized) is a uint8 table lookup: no
+    # HardSigmoid/HardSwish runs in float
     assert ops["QLinearLeakyRelu"] == source["HardSwish"] + source["HardSigmoid"]
-    assert ops["HardSigmoid"] == ops["HardSwish"] == 0
-    # float islands left: the input quantize and Detect's box decoding only
-    assert ops["QuantizeLinear"] <= 1
+    assert ops["HardSigmoid"] + ops["HardSwish"] == 0
+    # float islands left: the stem with the quantize after it, and Detect's box decoding
+    assert ops["QuantizeLinear"] == 1
     assert ops["DequantizeLinear"] <= 8
 
 

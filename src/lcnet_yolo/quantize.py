@@ -167,6 +167,7 @@ def quantize_onnx_int8(
     calibration_images: Sequence[str | Path],
     *,
     hardswish_lookup: bool = True,
+    float_stem: bool = True,
     float_nodes: Sequence[str] = (),
     per_channel: bool = True,
     op_types: Sequence[str] | None = None,
@@ -177,9 +178,11 @@ def quantize_onnx_int8(
     QDQ format, per-channel int8 weights, uint8 activations, min/max calibration on ``calibration_images``
     letterboxed to the model's input size. The model is first pre-processed (``quant_pre_process``: ONNX
     Runtime's basic optimizations, which fold constants and inline HardSwish into HardSigmoid and Mul). Detect's
-    box decoding and ``float_nodes`` (node names of the pre-processed model) stay in float. With
-    ``hardswish_lookup`` every HardSigmoid between quantized tensors becomes a uint8 table lookup
-    (:func:`hardsigmoid_as_lookup`). Ultralytics' metadata is carried over so ``YOLO(out)`` loads a detector.
+    box decoding and ``float_nodes`` (node names of the pre-processed model) stay in float, and with
+    ``float_stem`` the convolutions that read the image (3 input channels: ONNX Runtime's fp32 kernel is faster
+    there than its int8 one, and the image needs no quantize). With ``hardswish_lookup`` every HardSigmoid
+    between quantized tensors becomes a uint8 table lookup (:func:`hardsigmoid_as_lookup`). Ultralytics' metadata
+    is carried over so ``YOLO(out)`` loads a detector.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -207,7 +210,9 @@ def quantize_onnx_int8(
     prepared = out.with_suffix(".prep.onnx")
     try:
         quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
-        exclude = decoding_nodes(onnx.load(str(prepared))) + list(float_nodes)
+        graph = onnx.load(str(prepared)).graph
+        stem = [n.name for n in graph.node if float_stem and n.op_type == "Conv" and input_name in n.input]
+        exclude = decoding_nodes(onnx.load(str(prepared))) + stem + list(float_nodes)
         quantize_static(
             str(prepared),
             str(out),
