@@ -183,3 +183,9 @@ def test_openvino_int8_exports_run_with_int8_convolutions(tiny, tmp_path):
         assert out.shape == reference.shape, name
         assert np.abs(out[:, :4] - reference[:, :4]).max() < 4.0, name  # pixels at 64 px
         assert (Path(folder) / "metadata.yaml").is_file(), name
+
+
+def test_cli_reports_missing_data_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "nosuch.yaml"
+    assert quantize.main(["--model", "yolov8n-pplcnet", "--data", str(missing), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: data not found: {missing}\n"
