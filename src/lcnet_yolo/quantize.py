@@ -240,22 +240,26 @@ def quantize_onnx_int8(
 # Timing
 
 
-def onnxruntime_session(path: str | Path, threads: int):
-    """A CPU session with ``threads`` intra-op threads that do not spin (a spinning idle session steals the cores
-    of the next one when sessions are timed in turn), all graph optimizations on."""
+def onnxruntime_session(path: str | Path, threads: int, spin: bool = False):
+    """A CPU session with ``threads`` intra-op threads, all graph optimizations on. Without ``spin`` the worker
+    threads sleep between ops (a spinning idle session steals the cores of the next one when sessions are timed
+    in turn, but every op then pays a wake-up); with ``spin`` they spin during a run (ONNX Runtime's default)
+    and stop when it returns (``session.force_spinning_stop``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnxruntime_runner(path: str | Path, threads: int) -> Callable[[], object]:
+def onnxruntime_runner(path: str | Path, threads: int, spin: bool = False) -> Callable[[], object]:
     """A function that runs the model once in ONNX Runtime on a fixed random input."""
-    session = onnxruntime_session(path, threads)
+    session = onnxruntime_session(path, threads, spin)
     inp = session.get_inputs()[0]
     feed = {inp.name: np.random.default_rng(0).random(inp.shape, dtype=np.float32)}
     return lambda: session.run(None, feed)
@@ -485,6 +489,7 @@ def measure(
     warmup: int = 5,
     baseline: str | Path = "yolov8n",
     val: bool = True,
+    ort_spin: bool = False,
 ) -> dict:
     """fp32 and int8 latency (ONNX Runtime, OpenVINO) of every model at ``imgsz``, timed side by side with the
     baseline's fp32 ONNX Runtime latency in one interleaved loop; with ``val`` and trained (``.pt``) models, the
@@ -507,6 +512,7 @@ def measure(
             "repeats": repeats,
             "warmup": warmup,
             "baseline": str(baseline),
+            "ort_spin": ort_spin,
         },
         "latency_ms": {},
         "map50_95": {},
@@ -518,8 +524,8 @@ def measure(
         nc = nc or len(yolo.names)
         files = _int8_files(model, yolo, data_yaml, imgsz, images, out)
         key = str(model)
-        runners[f"{key}|ort|fp32"] = onnxruntime_runner(files["fp32"], threads)
-        runners[f"{key}|ort|int8"] = onnxruntime_runner(files["ort_int8"], threads)
+        runners[f"{key}|ort|fp32"] = onnxruntime_runner(files["fp32"], threads, ort_spin)
+        runners[f"{key}|ort|int8"] = onnxruntime_runner(files["ort_int8"], threads, ort_spin)
         runners[f"{key}|openvino|fp32"] = openvino_runner(files["fp32"], threads)
         runners[f"{key}|openvino|int8"] = openvino_runner(files["ov_int8"], threads)
         if val and str(model).endswith(".pt"):
@@ -529,7 +535,7 @@ def measure(
             }
     base = load_yolo(baseline, None if str(baseline).endswith(".pt") else nc)
     base_onnx = export_onnx(base, imgsz, out / f"{Path(str(baseline)).stem}-fp32-{imgsz}.onnx")
-    runners[f"{baseline}|ort|fp32"] = onnxruntime_runner(base_onnx, threads)
+    runners[f"{baseline}|ort|fp32"] = onnxruntime_runner(base_onnx, threads, ort_spin)
     results["latency_ms"] = time_interleaved(runners, warmup, repeats)
     out.mkdir(parents=True, exist_ok=True)
     import json
@@ -547,7 +553,8 @@ def report(results: dict) -> str:
         f"Batch 1 at {s['imgsz']} px, {s['threads']} threads, {s['repeats']} interleaved rounds after "
         f"{s['warmup']} warm-up runs: median (min) wall-clock ms, and median CPU ms of the process per run (all "
         f"threads; not inflated by other jobs holding the cores). int8 calibrated on {s['calib_images']} training "
-        f"images. {s['baseline']} fp32 ONNX Runtime: {base['ms']:.1f} ({base['min_ms']:.1f}) ms wall, "
+        f"images. ONNX Runtime worker threads {'spin during a run' if s.get('ort_spin') else 'do not spin'}. "
+        f"{s['baseline']} fp32 ONNX Runtime: {base['ms']:.1f} ({base['min_ms']:.1f}) ms wall, "
         f"{base['cpu_ms']:.1f} ms CPU.",
         "",
         f"| Model | Backend | fp32 ms | int8 ms | int8 / fp32 | int8 / {s['baseline']} fp32 ORT "
@@ -596,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--baseline", default="yolov8n", help="fp32 ONNX Runtime reference (name or .pt)")
     parser.add_argument("--no-val", action="store_true", help="skip the mAP measurements")
+    parser.add_argument(
+        "--ort-spin", action="store_true", help="ONNX Runtime worker threads spin during a run (its default)"
+    )
     args = parser.parse_args(argv)
     for name in (*args.model, args.baseline):
         if str(name).endswith(".pt") and not Path(name).is_file():
@@ -617,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             baseline=args.baseline,
             val=not args.no_val,
+            ort_spin=args.ort_spin,
         )
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
