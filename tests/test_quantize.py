@@ -1,0 +1,191 @@
+"""int8 quantization (lcnet_yolo.quantize): the int8 files run, stay close to fp32, and have the intended graph."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from lcnet_yolo import quantize
+
+IMGSZ = 64
+
+
+def _randomize(model: torch.nn.Module, seed: int = 0) -> None:
+    """Random convolutions and BatchNorm statistics: at Ultralytics' initialisation Detect's outputs do not
+    depend on the input, which would make any int8 copy look exact."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict:
+    """The default n model (random init, 1 class) exported at 64 px, a synthetic dataset, and an int8 copy."""
+    from lcnet_yolo.data import make_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("quantize")
+    data_yaml = make_synthetic_dataset(root / "data", n_train=8, n_val=2, imgsz=IMGSZ, seed=0)
+    images = quantize.calibration_images(data_yaml, 8)
+    yolo = quantize.load_yolo("yolov8n-pplcnet", nc=1)
+    _randomize(yolo.model)
+    fp32 = quantize.export_onnx(yolo, IMGSZ, root / "fp32.onnx")
+    int8 = quantize.quantize_onnx_int8(fp32, root / "int8.onnx", images)
+    return {"root": root, "data": data_yaml, "images": images, "yolo": yolo, "fp32": fp32, "int8": int8}
+
+
+def _optimized(path: Path, dest: Path) -> onnx.ModelProto:
+    """The graph ONNX Runtime actually runs (all optimizations, QDQ fused into QLinear ops)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(dest)
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnx.load(str(dest))
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    session = quantize.onnxruntime_session(path, threads=2)
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_int8_model_runs_close_to_fp32_on_a_calibration_image(tiny):
+    x = quantize.letterboxed(tiny["images"][0], IMGSZ, IMGSZ)
+    fp32, int8 = _run(tiny["fp32"], x), _run(tiny["int8"], x)
+    assert int8.shape == fp32.shape == (1, 5, 84)  # 4 box values + 1 class, 8² + 4² + 2² anchors
+    error = np.abs(int8 - fp32)
+    # Measured on this model and input: boxes within 0.2 px (at 64 px), scores within 0.004.
+    assert error[:, :4].max() < 1.0, error[:, :4].max()
+    assert error[:, 4:].max() < 0.01, error[:, 4:].max()
+    assert np.corrcoef(int8[:, 4:].ravel(), fp32[:, 4:].ravel())[0, 1] > 0.99  # measured 0.9993
+
+
+def test_int8_graph_runs_every_conv_and_hardswish_in_int8(tiny, tmp_path):
+    source = collections.Counter(n.op_type for n in onnx.load(str(tiny["fp32"])).graph.node)
+    ops = collections.Counter(n.op_type for n in _optimized(tiny["int8"], tmp_path / "opt.onnx").graph.node)
+    assert source["HardSwish"] > 30 and source["HardSigmoid"] == 2  # backbone hardswish, SE gates
+    # every conv but the stem (3 input channels, kept in float) is an int8 QLinearConv
+    assert ops["QLinearConv"] == source["Conv"] - 1
+    assert ops["Conv"] + ops["FusedConv"] == 1
+    # every hardswish and SE gate (the stem's too: its output is quantized) is a uint8 table lookup: no
+    # HardSigmoid/HardSwish runs in float
+    assert ops["QLinearLeakyRelu"] == source["HardSwish"] + source["HardSigmoid"]
+    assert ops["HardSigmoid"] + ops["HardSwish"] == 0
+    # float islands left: the stem with the quantize after it, and Detect's box decoding
+    assert ops["QuantizeLinear"] == 1
+    assert ops["DequantizeLinear"] <= 8
+
+
+def test_without_the_lookup_rewrite_hardsigmoid_stays_in_float(tiny, tmp_path):
+    plain = quantize.quantize_onnx_int8(
+        tiny["fp32"], tmp_path / "plain.onnx", tiny["images"][:2], hardswish_lookup=False
+    )
+    ops = collections.Counter(n.op_type for n in _optimized(plain, tmp_path / "opt.onnx").graph.node)
+    assert ops["HardSigmoid"] > 30
+    assert ops["QLinearLeakyRelu"] == 0
+
+
+def _hardsigmoid_qdq_model(alpha: float, beta: float, scale: float, zero: int) -> onnx.ModelProto:
+    """x -> Q -> DQ -> HardSigmoid -> Q -> DQ -> y, the pattern ONNX Runtime's quantizer leaves in float."""
+    inits = [
+        numpy_helper.from_array(np.array(scale, np.float32), "x_scale"),
+        numpy_helper.from_array(np.array(zero, np.uint8), "x_zero"),
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "h_scale"),
+        numpy_helper.from_array(np.array(0, np.uint8), "h_zero"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+        helper.make_node("HardSigmoid", ["xd"], ["h"], name="gate", alpha=alpha, beta=beta),
+        helper.make_node("QuantizeLinear", ["h", "h_scale", "h_zero"], ["hq"]),
+        helper.make_node("DequantizeLinear", ["hq", "h_scale", "h_zero"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hsig",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1 / 6, 0.5), (0.2, 0.5)])
+def test_hardsigmoid_lookup_matches_the_float_hardsigmoid(tmp_path, alpha, beta):
+    scale, zero = 12.0 / 255, 100
+    model = _hardsigmoid_qdq_model(alpha, beta, scale, zero)
+    x = (scale * (np.arange(256, dtype=np.float32) - zero))[None]  # every uint8 code of the input
+    onnx.save(model, tmp_path / "float.onnx")
+    assert quantize.hardsigmoid_as_lookup(model) == 1
+    onnx.save(model, tmp_path / "lookup.onnx")
+    reference, rewritten = _run(tmp_path / "float.onnx", x), _run(tmp_path / "lookup.onnx", x)
+    exact = np.clip(alpha * x + beta, 0, 1)
+    assert np.abs(reference - exact).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(rewritten - exact).max() <= 1 / 255 + 1e-6  # half a code of rounding + half a code of offset
+    ops = [n.op_type for n in _optimized(tmp_path / "lookup.onnx", tmp_path / "opt.onnx").graph.node]
+    assert "QLinearLeakyRelu" in ops and "HardSigmoid" not in ops
+
+
+def test_hardsigmoid_lookup_leaves_other_patterns_alone():
+    model = _hardsigmoid_qdq_model(1 / 6, 0.5, 0.05, 10)
+    del model.graph.node[0:2]  # HardSigmoid now reads the float input, not a DequantizeLinear
+    model.graph.node[0].input[0] = "x"
+    assert quantize.hardsigmoid_as_lookup(model) == 0
+    assert [n.op_type for n in model.graph.node] == ["HardSigmoid", "QuantizeLinear", "DequantizeLinear"]
+
+
+def test_calibration_images_come_from_the_train_split(tiny):
+    images = quantize.calibration_images(tiny["data"], 3)
+    assert len(images) == 3 and images == sorted(images)
+    assert all(p.parent.name == "train" for p in images)
+
+
+def test_cli_reports_missing_weights_in_one_line(capsys):
+    assert quantize.main(["--model", "missing-weights.pt"]) == 2
+    assert capsys.readouterr().err == "error: weights not found: missing-weights.pt\n"
+
+
+@pytest.mark.slow
+def test_openvino_int8_exports_run_with_int8_convolutions(tiny, tmp_path):
+    import openvino as ov
+
+    x = quantize.letterboxed(tiny["images"][0], IMGSZ, IMGSZ)
+    reference = _run(tiny["fp32"], x)
+    folders = {
+        "ultralytics": quantize.quantize_openvino_int8(tiny["yolo"], tiny["data"], IMGSZ),
+        "nncf": quantize.quantize_openvino_nncf(tiny["fp32"], tmp_path / "nncf_openvino_model", tiny["images"]),
+    }
+    for name, folder in folders.items():
+        compiled = ov.Core().compile_model(str(quantize._openvino_xml(folder)), "CPU")
+        runtime = compiled.get_runtime_model()
+        precisions = collections.Counter(
+            op.get_rt_info()["runtimePrecision"].astype(str)
+            for op in runtime.get_ordered_ops()
+            if op.get_rt_info()["layerType"].astype(str) == "Convolution"
+        )
+        assert precisions["u8"] + precisions["i8"] > precisions["f32"], (name, precisions)
+        out = compiled({0: x})[0]
+        assert out.shape == reference.shape, name
+        assert np.abs(out[:, :4] - reference[:, :4]).max() < 4.0, name  # pixels at 64 px
+        assert (Path(folder) / "metadata.yaml").is_file(), name
+
+
+def test_cli_reports_missing_data_in_one_line(tmp_path, capsys):
+    missing = tmp_path / "nosuch.yaml"
+    assert quantize.main(["--model", "yolov8n-pplcnet", "--data", str(missing), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: data not found: {missing}\n"
