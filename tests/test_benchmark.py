@@ -262,10 +262,10 @@ def test_report_only_aggregates_stored_results(tmp_path):
     assert ours["plateau"]["reached"] is True and ours["curve"]["mean"][0] == pytest.approx(0.012)
     table = (tmp_path / "results.md").read_text()
     assert (
-        "| yolov8n-pplcnet | 0.360 ± 0.030 (n=3) | 0.120 ± 0.010 (n=3) | s0 0.110, s1 0.120, s2 0.130 | 1.09× ±"
+        "| yolov8n-pplcnet | 0.3600 ± 0.0300 (n=3) | 0.1200 ± 0.0100 (n=3) | s0 0.1100, s1 0.1200, s2 0.1300 | 1.09× ±"
         in table
     )
-    assert "| yolo26n | 0.300 (n=1) | 0.100 (n=1) | s0 0.100 | 0.91× (1 pair) | 1.00× (1 pair) | reached" in table
+    assert "| yolo26n | 0.3000 (n=1) | 0.1000 (n=1) | s0 0.1000 | 0.91× (1 pair) | 1.00× (1 pair) | reached" in table
     assert "Equal training budget: 20 epochs, imgsz 416, batch 4, lr0 0.01, optimizer AdamW" in table
     assert "Not trained here: leakyrelu, relu, relu6." in table
     assert (tmp_path / "learning_curves.png").stat().st_size > 0

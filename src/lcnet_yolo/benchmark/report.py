@@ -247,7 +247,7 @@ def _fmt(value, digits: int = 1, ratio=None) -> str:
     return f"{text} ({ratio:.2f}×)" if ratio is not None else text
 
 
-def _pm(stats: Mapping | None, digits: int = 3) -> str:
+def _pm(stats: Mapping | None, digits: int = 4) -> str:
     if not stats or stats.get("mean") is None:
         return "–"
     if stats.get("std") is None:
@@ -365,7 +365,7 @@ def accuracy_table(results: Mapping) -> list[str]:
             model,
             _pm(entry.get("map50")),
             _pm(entry.get("map50_95")),
-            ", ".join(f"s{s} {v:.3f}" for s, v in per_seed.items()) or "–",
+            ", ".join(f"s{s} {v:.4f}" for s, v in per_seed.items()) or "–",
         ]
         cells += [_ratio_cell(entry["ratios"].get(ref)) for ref in refs]
         cells += [
