@@ -10,9 +10,16 @@ import pytest
 import torch
 
 from lcnet_yolo import benchmark
-from lcnet_yolo.benchmark import DEFAULT_MODELS, summarize, time_interleaved
+from lcnet_yolo.benchmark import DEFAULT_MODELS, read_curve, summarize, time_interleaved
 from lcnet_yolo.benchmark.cli import parse_settings
-from lcnet_yolo.benchmark.report import choose_activation, mean_std, paired_ratio, plateau_check
+from lcnet_yolo.benchmark.report import (
+    activation_verdict,
+    aggregate,
+    choose_activation,
+    mean_std,
+    paired_ratio,
+    plateau_check,
+)
 from lcnet_yolo.nn.layers import PPLCNetBackbone
 from lcnet_yolo.nn.neck import LCBlock, LCDown
 
@@ -268,6 +275,7 @@ def test_report_only_aggregates_stored_results(tmp_path):
     assert "| yolo26n | 0.3000 (n=1) | 0.1000 (n=1) | s0 0.1000 | 0.91× (1 pair) | 1.00× (1 pair) | reached" in table
     assert "Equal training budget: 20 epochs, imgsz 416, batch 4, lr0 0.01, optimizer AdamW" in table
     assert "Not trained here: leakyrelu, relu, relu6." in table
+    assert "Verdict" not in table  # no variant has its latencies: nothing to choose
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
 
 
@@ -285,3 +293,36 @@ def test_seed_is_an_alias_of_one_seed_and_seeds_must_differ():
         parse_settings(["--seeds", "1", "1"])
     with pytest.raises(SystemExit):
         parse_settings(["--seed", "1", "--seeds", "2"])
+
+
+def test_curve_is_read_from_ultralytics_results_csv(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text(
+        "epoch,time,train/box_loss,metrics/mAP50(B),metrics/mAP50-95(B)\n"
+        "1,3.1,2.5,0.01,0.002\n2,6.3,2.1,0.01,0.002\n3,9.2,1.9,0.12,0.031\n"
+    )
+    assert read_curve(path) == {"epoch": [1, 2, 3], "map50": [0.01, 0.01, 0.12], "map50_95": [0.002, 0.002, 0.031]}
+    # with --val-every 2 only epochs 2 and 3 (the last) were validated; epoch 1 repeats stale numbers
+    assert read_curve(path, {2, 3}) == {"epoch": [2, 3], "map50": [0.01, 0.12], "map50_95": [0.002, 0.031]}
+    path.write_text("epoch,time\n")
+    with pytest.raises(RuntimeError, match="holds no epoch"):
+        read_curve(path)
+
+
+def test_activation_verdict_reads_the_variants_from_aggregated_results():
+    finals = {
+        "yolov8n-pplcnet": [0.120, 0.126, 0.123],  # hardswish: best mean 0.123, std 0.003
+        "yolov8n-pplcnet-abl-leaky": [0.118, 0.122, 0.123],  # 0.121: within one std
+        "yolov8n-pplcnet-abl-relu": [0.110, 0.112, 0.114],  # 0.112: not
+        "yolov8n-pplcnet-abl-relu6": [0.119, 0.121, 0.123],  # 0.121: within
+    }
+    results = [_fake_result(m, s, v, [v] * 5) for m, values in finals.items() for s, v in enumerate(values)]
+    latencies = {"yolov8n-pplcnet": 12.0, "yolov8n-pplcnet-abl-leaky": 8.0, "yolov8n-pplcnet-abl-relu": 6.0,
+                 "yolov8n-pplcnet-abl-relu6": 7.0}  # fmt: skip
+    keys = ("deploy_fp32_ms", "deploy_fp32_openvino_ms", "deploy_int8_ms", "deploy_int8_openvino_ms")
+    rows = {m: dict.fromkeys(keys, ms) for m, ms in latencies.items()}
+    rows["yolov8n-pplcnet-abl-relu6"]["deploy_int8_openvino_ms"] = 28.0  # geometric mean 7 * 4 ** 0.25 = 9.9 ms
+    verdict = activation_verdict(rows, aggregate(results))
+    assert verdict["best"] == "hardswish" and verdict["threshold"] == pytest.approx(0.120)
+    assert verdict["qualified"] == ["leakyrelu", "relu6", "hardswish"] and verdict["choice"] == "leakyrelu"
+    assert verdict["variants"]["relu6"]["latency"] == pytest.approx(7.0 * 4**0.25)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -140,6 +141,8 @@ def train_seed(name: str, seed: int, data_yaml: Path, settings: BenchmarkSetting
 
     yolo.add_callback("on_train_epoch_end", validate_every)
     run_dir = (settings.out / "train" / name).resolve()
+    # a training killed halfway left its folder: start clean (Ultralytics would append to its results.csv)
+    shutil.rmtree(run_dir / f"seed{seed}", ignore_errors=True)
     start = time.perf_counter()
     with quiet():
         yolo.train(

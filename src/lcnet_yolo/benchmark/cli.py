@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, settings = parse_settings(argv)
         if args.report_only:
-            report_only(settings.out, settings.baseline, settings.models if args.models else ())
+            report_only(settings.out, settings.baseline, settings.models)
             return 0
         missing = [m for m in settings.models if not yaml_exists(m)]
         if missing:

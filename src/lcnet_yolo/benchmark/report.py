@@ -388,7 +388,8 @@ def accuracy_table(results: Mapping) -> list[str]:
             + (f" Not trained here: {', '.join(missing)}." if missing else ""),
         ]
         if verdict["choice"] is not None:
-            lines.append(f"Verdict: **{verdict['choice']}** ({verdict['variants'][verdict['choice']]['model']}).")
+            label = "Provisional verdict (not every variant was trained)" if missing else "Verdict"
+            lines.append(f"{label}: **{verdict['choice']}** ({verdict['variants'][verdict['choice']]['model']}).")
     return [*lines, ""]
 
 
@@ -440,9 +441,10 @@ def plot_tradeoff(results: Mapping, path: Path) -> Path:
     return path
 
 
-def plot_learning_curves(summary: Mapping[str, Mapping], path: Path) -> Path | None:
+def plot_learning_curves(summary: Mapping[str, Mapping], path: Path, order: Sequence[str] = ()) -> Path | None:
     """Validation mAP50-95 against epoch, mean over seeds with a ± std band, one line per trained model."""
-    curves = {m: e["curve"] for m, e in summary.items() if e.get("curve")}
+    order = list(order) + [m for m in summary if m not in order]
+    curves = {m: summary[m]["curve"] for m in order if m in summary and summary[m].get("curve")}
     if not curves:
         return None
     plt = _pyplot()
@@ -521,4 +523,4 @@ def write_outputs(results: Mapping, out: Path) -> None:
         writer.writerows(results["rows"])
     (out / "results.md").write_text(markdown_report(results))
     plot_tradeoff(results, out / "results.png")
-    plot_learning_curves(results["training"], out / "learning_curves.png")
+    plot_learning_curves(results["training"], out / "learning_curves.png", [r["model"] for r in results["rows"]])
