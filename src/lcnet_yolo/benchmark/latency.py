@@ -1,0 +1,236 @@
+"""Timing: batch-1 latency runners (PyTorch, ONNX Runtime, OpenVINO), interleaved rounds, the machine's sgemm peak,
+training throughput and a description of the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lcnet_yolo.benchmark.models import build, count_params, export_onnx, gflops, model_yaml, quiet
+
+
+def torch_runner(model: nn.Module, imgsz: int) -> Callable[[], None]:
+    x = torch.rand(1, 3, imgsz, imgsz)
+
+    def run():
+        with torch.inference_mode():
+            model(x)
+
+    return run
+
+
+def onnxruntime_runner(path: Path, threads: int) -> Callable[[], None]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Spinning worker threads of one session steal the cores of the next one when models are interleaved.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    feed = {inp.name: np.random.default_rng(0).random(inp.shape, dtype=np.float32)}
+    return lambda: session.run(None, feed)
+
+
+def openvino_runner(path: Path, threads: int) -> Callable[[], None]:
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(
+        str(path),
+        "CPU",
+        {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"},
+    )
+    request = compiled.create_infer_request()
+    shape = list(compiled.input(0).shape)
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    return lambda: request.infer({0: x})
+
+
+def time_interleaved(runners: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Milliseconds per call of every runner: ``warmup`` untimed calls each, then ``repeats`` rounds that call every
+    runner once, the starting runner rotating from round to round."""
+    keys = list(runners)
+    for key in keys:
+        for _ in range(warmup):
+            runners[key]()
+    samples: dict[str, list[float]] = {key: [] for key in keys}
+    for r in range(repeats):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            start = time.perf_counter()
+            runners[key]()
+            samples[key].append((time.perf_counter() - start) * 1e3)
+    return samples
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    """Median and interquartile range (ms)."""
+    if len(samples) >= 2:
+        q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    else:
+        q1 = q3 = samples[0]
+    return {"median": statistics.median(samples), "iqr": q3 - q1}
+
+
+def sgemm_peak_gflops(size: int, threads: int, repeats: int = 10) -> dict[str, float]:
+    """Peak fp32 GFLOP/s of this machine: the best of ``repeats`` size x size matrix products, in PyTorch and in
+    ONNX Runtime (MLAS, the GEMM behind its convolutions), at ``threads`` threads."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    torch.set_num_threads(threads)
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "sgemm",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])],
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"a": a.numpy(), "b": b.numpy()}
+    runners = {"torch": lambda: torch.mm(a, b), "onnxruntime": lambda: session.run(None, feed)}
+    peaks = {}
+    for name, run in runners.items():
+        run()
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        peaks[name] = 2 * size**3 / best / 1e9
+    return peaks
+
+
+def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, nc: int = 1) -> dict[str, float]:
+    """Training images/s of each model: forward, Ultralytics' loss, backward and an SGD step on one random batch;
+    ``batch`` / median step time over ``rounds`` interleaved rounds after two warm-up steps each."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+
+    g = torch.Generator().manual_seed(0)
+    boxes_per_image = 4
+    n = batch * boxes_per_image
+    data = {
+        "img": torch.rand(batch, 3, imgsz, imgsz, generator=g),
+        "batch_idx": torch.arange(batch).repeat_interleave(boxes_per_image).float(),
+        "cls": torch.zeros(n, 1),
+        "bboxes": torch.cat([0.2 + 0.6 * torch.rand(n, 2, generator=g), 0.05 + 0.2 * torch.rand(n, 2, generator=g)], 1),
+    }
+
+    def make_step(name: str) -> Callable[[], None]:
+        with quiet():
+            model = DetectionModel(model_yaml(name), nc=nc, verbose=False)
+        model.args = get_cfg()
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def step():
+            optimizer.zero_grad()
+            loss, _ = model.loss(data)
+            loss.sum().backward()
+            optimizer.step()
+
+        return step
+
+    steps = {name: make_step(name) for name in names}
+    samples = time_interleaved(steps, warmup=2, repeats=rounds)
+    return {name: batch / (statistics.median(ms) / 1e3) for name, ms in samples.items()}
+
+
+def machine_info(threads: int) -> dict:
+    """CPU model, cores and library versions."""
+    import onnxruntime
+    import ultralytics
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "ultralytics": ultralytics.__version__,
+        "numpy": np.__version__,
+    }
+    with contextlib.suppress(ImportError):
+        import openvino
+
+        info["openvino"] = openvino.__version__
+    return info
+
+
+def measure_models(settings, backends: Sequence[str], log: Callable[[str], None]) -> dict:
+    """The latency phase of ``settings`` (a BenchmarkSettings): params, GFLOPs and batch-1 latency of every model
+    (80-class heads, random weights, as their YAMLs define them) at every imgsz and backend, the machine's sgemm
+    peak before and after, the achieved fraction of it, and the training throughput of every model.
+    Returns ``{"rows": {model: fields}, "raw": {key: samples}, "peak", "peak_by_library"}``."""
+    out = settings.out
+    rows = {name: {"model": name} for name in settings.models}
+    raw: dict[str, list[float]] = {}
+    # the machine may be shared: the peak is the best of one measurement before and one after the latency runs
+    peaks = [sgemm_peak_gflops(settings.sgemm_size, settings.threads)]
+    for imgsz in settings.imgsz:
+        runners = {}
+        for name in settings.models:
+            yolo = build(name)
+            if imgsz == settings.imgsz[-1]:
+                rows[name]["params"] = count_params(yolo.model)
+                rows[name]["gflops_640"] = gflops(yolo.model, 640)
+            onnx_path = export_onnx(yolo, imgsz, out / "onnx" / f"{name}-{imgsz}.onnx")
+            if "torch" in backends:
+                with quiet():  # Ultralytics' fuse() folds our PP-LCNet units' BatchNorms too (nn/layers.py)
+                    fused = build(name).model.eval().fuse(verbose=False)
+                runners[f"{name}|torch|{imgsz}"] = torch_runner(fused, imgsz)
+            if "onnxruntime" in backends:
+                runners[f"{name}|onnxruntime|{imgsz}"] = onnxruntime_runner(onnx_path, settings.threads)
+            if "openvino" in backends:
+                runners[f"{name}|openvino|{imgsz}"] = openvino_runner(onnx_path, settings.threads)
+        log(f"timing {len(runners)} model/backend pairs at {imgsz} px, {settings.repeats} interleaved rounds")
+        for key, samples in time_interleaved(runners, settings.warmup, settings.repeats).items():
+            name, backend, size = key.split("|")
+            raw[key] = samples
+            stats = summarize(samples)
+            rows[name][f"{backend}_{size}_ms"] = stats["median"]
+            rows[name][f"{backend}_{size}_iqr_ms"] = stats["iqr"]
+        del runners
+
+    peaks.append(sgemm_peak_gflops(settings.sgemm_size, settings.threads))
+    peak_by_library = {lib: max(p[lib] for p in peaks) for lib in peaks[0]}
+    peak = max(peak_by_library.values())
+    ref_size = 640 if 640 in settings.imgsz else settings.imgsz[-1]
+    for row in rows.values():
+        ms = row.get(f"onnxruntime_{ref_size}_ms")
+        if ms:
+            flops = row["gflops_640"] * (ref_size / 640) ** 2
+            row["achieved_gflops_per_s"] = flops / (ms / 1e3)
+            row["peak_fraction"] = row["achieved_gflops_per_s"] / peak
+    log(f"sgemm peak {peak:.1f} GFLOP/s on {settings.threads} threads ({peak_by_library})")
+
+    throughput = train_throughput(
+        settings.models, settings.train_imgsz, settings.throughput_batch, settings.throughput_iters
+    )
+    for name, images_per_s in throughput.items():
+        rows[name]["train_img_per_s"] = images_per_s
+    log("training throughput done")
+    return {"rows": rows, "raw": raw, "peak": peak, "peak_by_library": peak_by_library}
