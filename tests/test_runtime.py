@@ -151,7 +151,7 @@ def test_runtime_gives_ultralytics_boxes_on_the_demo_image(exports, demo_image, 
 
 
 @pytest.mark.parametrize("opencv", [True, False], ids=["opencv", "numpy-letterbox"])
-def test_runtime_gives_ultralytics_boxes_with_a_dynamic_export_on_a_wide_image(exports, wide_image, opencv, monkeypatch):
+def test_runtime_gives_ultralytics_boxes_from_a_dynamic_export_on_a_strip(exports, wide_image, opencv, monkeypatch):
     from ultralytics import YOLO
 
     imgsz, conf = 320, 0.1  # a dynamic export takes any size: 320 x 120 after padding to the stride
@@ -335,3 +335,58 @@ def test_command_exits_2_with_one_line_in_a_child_process(exports, tmp_path, sub
     assert proc.stderr.strip().splitlines() == [
         f"lcnet-yolo-infer: error: source {tmp_path / 'missing.png'} does not exist"
     ]
+
+
+def directory_megabytes(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
+
+
+FRESH_VENV_PROBE = """
+import importlib.util, json, sys
+from lcnet_yolo_runtime.cli import main
+status = main(sys.argv[1:])
+print("PROBE " + json.dumps({
+    "status": status,
+    "imported": sorted(m for m in ("torch", "ultralytics", "cv2") if m in sys.modules),
+    "installed": sorted(m for m in ("torch", "ultralytics", "cv2") if importlib.util.find_spec(m) is not None),
+}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_fresh_venv_runs_without_torch_or_ultralytics(exports, demo_image, tmp_path, capsys):
+    """``pip install ./runtime`` in a new venv (packages from PyPI): no torch, no Ultralytics, same detections."""
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=env)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(RUNTIME_DIR)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-3000:]
+    size = directory_megabytes(venv)
+    print(f"fresh runtime venv: {size:.0f} MB")
+
+    args = [str(exports["static"]), str(demo_image), "--json", "--output"]
+    probe = subprocess.run(
+        [str(python), "-c", FRESH_VENV_PROBE, *args, str(tmp_path / "probe")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    report = json.loads(probe.stdout.split("PROBE ", 1)[1])
+    assert report == {"status": 0, "imported": [], "installed": []}, probe.stderr[-2000:]
+    command = subprocess.run(
+        [str(venv / "bin" / "lcnet-yolo-infer"), *args, str(tmp_path / "command")],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert command.returncode == 0, command.stderr[-2000:]
+    fresh = json.loads((tmp_path / "command" / "results.json").read_text())[0]["detections"]
+
+    assert infer_main([*args, str(tmp_path / "here")]) == 0  # this venv: OpenCV installed, so its resize
+    here = json.loads((tmp_path / "here" / "results.json").read_text())[0]["detections"]
+    assert len(fresh) == len(here) >= MIN_BOXES
+    for a, b in zip(fresh, here, strict=True):
+        assert a["class"] == b["class"] and abs(a["score"] - b["score"]) <= 1e-4
+        assert np.abs(np.subtract(a["box"], b["box"])).max() <= 0.02
+    assert size <= 300, f"runtime install {size:.0f} MB exceeds the 300 MB target"
