@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests runtime && $(VENV)/bin/ruff format --check src tests runtime
 
 benchmark: install
 	$(VENV)/bin/lcnet-yolo benchmark
