@@ -9,6 +9,7 @@ network the same pixels up to a rare off-by-one and the detections agree with Ul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -50,6 +51,7 @@ def letterbox_geometry(
     return (new_w, new_h), (round(half_h - 0.1), round(half_h + 0.1), round(half_w - 0.1), round(half_w + 0.1))
 
 
+@lru_cache(maxsize=16)
 def _linear_taps(source: int, target: int, rows: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and 11-bit weights of OpenCV's bilinear resize along one axis.
 
@@ -66,7 +68,14 @@ def _linear_taps(source: int, target: int, rows: bool) -> tuple[np.ndarray, np.n
     first = np.clip(first, 0, source - 1)
     weight_second = np.rint(fraction * np.float32(_WEIGHT_ONE)).astype(np.int32)
     weight_first = np.rint((np.float32(1.0) - fraction) * np.float32(_WEIGHT_ONE)).astype(np.int32)
-    return first, second, weight_first, weight_second
+    return _frozen(first, second, weight_first, weight_second)
+
+
+def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays made read-only: they are cached and shared between calls."""
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
 
 
 def resize_linear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -79,16 +88,43 @@ def resize_linear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         blocks = image.astype(np.uint16)
         total = blocks[0::2, 0::2] + blocks[0::2, 1::2] + blocks[1::2, 0::2] + blocks[1::2, 1::2]
         return ((total + 2) >> 2).astype(np.uint8)
-    x0, x1, ax0, ax1 = _linear_taps(width, new_w, rows=False)
+    channels = image.shape[2]
+    columns0, columns1, weights0, weights1 = _column_taps(width, new_w, channels)
     y0, y1, ay0, ay1 = _linear_taps(height, new_h, rows=True)
-    rows = np.unique(np.concatenate([y0, y1]))
-    src = image[rows].astype(np.int32)
-    horizontal = np.empty((height, new_w, image.shape[2]), np.int32)
-    horizontal[rows] = src[:, x0] * ax0[None, :, None] + src[:, x1] * ax1[None, :, None]
-    # OpenCV's vectorised vertical pass: 16-bit high products of (row >> 4) and the weights, then (sum + 2) >> 2.
-    top = ((horizontal[y0] >> 4) * ay0[:, None, None]) >> 16
-    bottom = ((horizontal[y1] >> 4) * ay1[:, None, None]) >> 16
-    return np.clip((top + bottom + 2) >> 2, 0, 255).astype(np.uint8)
+    rows = np.unique(np.concatenate([y0, y1]))  # only the source rows the output reads
+    # Work on (rows, width * channels) so that every gather is a plain take along one axis.
+    src = np.take(image.reshape(height, width * channels), rows, axis=0)
+    part = np.take(src, columns0, axis=1).astype(np.int32)
+    part *= weights0
+    second = np.take(src, columns1, axis=1).astype(np.int32)
+    second *= weights1
+    part += second
+    part >>= 4  # OpenCV's vectorised vertical pass works on (row >> 4) in 16 bits ...
+    horizontal = np.empty((height, new_w * channels), np.int32)
+    horizontal[rows] = part
+    top = np.take(horizontal, y0, axis=0)
+    top *= ay0[:, None]
+    top >>= 16  # ... keeps the high half of each product ...
+    bottom = np.take(horizontal, y1, axis=0)
+    bottom *= ay1[:, None]
+    bottom >>= 16
+    top += bottom
+    top += 2
+    top >>= 2  # ... and rounds the sum: at most (1020 + 2) >> 2 = 255, so no clipping is needed
+    return top.astype(np.uint8).reshape(new_h, new_w, channels)
+
+
+@lru_cache(maxsize=16)
+def _column_taps(source: int, target: int, channels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Column taps spread over the interleaved channels of a (rows, width * channels) array."""
+    x0, x1, a0, a1 = _linear_taps(source, target, rows=False)
+    offsets = np.arange(channels)
+    return _frozen(
+        (x0[:, None] * channels + offsets).ravel(),
+        (x1[:, None] * channels + offsets).ravel(),
+        np.repeat(a0, channels),
+        np.repeat(a1, channels),
+    )
 
 
 def letterbox(
