@@ -6,7 +6,8 @@ Run it from the full install (it imports Ultralytics to be compared with):
 
 It exports the model to a fixed 640 px ONNX (or takes an ``.onnx`` as it is), then on one image, with every engine
 pinned to the same number of threads (ONNX Runtime intra-op and torch), times end to end per image (read the file,
-letterbox, inference, decode + NMS), in interleaved rounds, and prints medians and ratios:
+letterbox, inference, decode + NMS), in interleaved rounds (order rotated, a pause before each call so that no
+engine inherits another's spinning worker threads), and prints medians and ratios:
 
 - Ultralytics: ``YOLO(onnx).predict(image)``;
 - runtime: ``Detector(onnx).predict(image)`` with OpenCV decoding/resizing (the ``[video]`` extra installed);
@@ -86,6 +87,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--pause", type=float, default=0.3, help="seconds of idle before each timed call")
     parser.add_argument("--no-venv", action="store_true", help="skip the fresh-venv install sizes")
     opts = parser.parse_args()
 
@@ -137,10 +139,14 @@ def main() -> int:
         for _ in range(3):
             run()
     times = {name: [] for name in engines}
-    for _ in range(opts.rounds):
-        for name, run in engines.items():
+    names = list(engines)
+    for index in range(opts.rounds):
+        # Rotate the order and pause before each call: torch's and ONNX Runtime's worker threads keep spinning for a
+        # while after their last task, and would otherwise slow down whichever engine runs next on the same cores.
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            time.sleep(opts.pause)
             start = time.perf_counter()
-            run()
+            engines[name]()
             times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
 
