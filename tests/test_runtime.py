@@ -431,3 +431,22 @@ def test_openvino_folder_gives_the_onnx_boxes(exports, demo_image):
     got = Detector(ir, conf=CONF, iou=IOU, threads=2).predict(demo_image)
     assert got.names[0] == "kind0"  # from metadata.yaml beside the .xml
     assert_same_detections(expected, got)
+
+
+def test_folder_where_nothing_is_readable_is_an_error(exports, tmp_path, capsys):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"not a picture")
+    status, _, err = run_infer(capsys, exports["static"], tmp_path)
+    assert status == 2
+    assert [line for line in err if line.startswith("warning: skipped")] == [
+        f"warning: skipped {tmp_path / name}: cannot read image {tmp_path / name} (not a decodable image)"
+        for name in ("a.png", "b.jpg")
+    ]
+    assert err[-1] == f"lcnet-yolo-infer: error: none of the 2 files in {tmp_path} could be read"
+
+
+def test_bad_numbers_in_options(exports, demo_image, capsys):
+    message = one_line_error(*run_infer(capsys, exports["static"], demo_image, "--conf", "1.5"))
+    assert message == "lcnet-yolo-infer: error: --conf 1.5 must be between 0 and 1"
+    message = one_line_error(*run_infer(capsys, exports["static"], demo_image, "--max-det", "0"))
+    assert message == "lcnet-yolo-infer: error: --max-det 0 must be a positive number"

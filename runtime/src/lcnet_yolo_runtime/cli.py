@@ -87,7 +87,7 @@ def run(opts: argparse.Namespace) -> int:
                 )
                 images += 1
                 boxes += len(detections)
-                print(f"{path}: {summary(detections)}")
+                progress.message(f"{path}: {summary(detections)}")
         except InputError as error:
             if single:
                 raise
@@ -95,10 +95,12 @@ def run(opts: argparse.Namespace) -> int:
             print(f"warning: skipped {path}: {error}", file=sys.stderr)
         progress.update()
     progress.close()
+    if not images and not records:
+        raise InputError(f"none of the {len(sources)} files in {opts.source} could be read")
     if opts.json:
         (output / "results.json").write_text(json.dumps(records, indent=1))
     elapsed = time.perf_counter() - start
-    done = f"{images} images" + (f", {frames} video frames" if frames else "")
+    done = f"{images} image{'s' * (images != 1)}" + (f", {frames} video frames" if frames else "")
     saved = f"; results in {output}" if opts.save or opts.json else ""
     skip = f"; skipped {len(skipped)} unreadable" if skipped else ""
     print(f"{done}: {boxes} boxes in {elapsed:.2f}s{skip}{saved}")

@@ -35,6 +35,9 @@ class Detector:
         for label, value in (("conf", conf), ("iou", iou)):
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"--{label} {value} must be between 0 and 1")
+        for label, value in (("max-det", max_det), ("threads", threads)):
+            if value is not None and value < 1:
+                raise InputError(f"--{label} {value} must be a positive number")
         self.conf, self.iou, self.max_det = conf, iou, max_det
         self.backend = load_backend(model, threads)
         self.info: ModelInfo = model_info(self.backend.metadata, Path(model).name, self.backend.input_hw, names, imgsz)

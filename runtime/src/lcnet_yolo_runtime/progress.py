@@ -33,6 +33,13 @@ class Progress:
             self.stream.flush()
             self.last_draw = now
 
+    def message(self, text: str) -> None:
+        """Print a line to stdout above the bar (the bar is cleared first and redrawn on the next update)."""
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        print(text, flush=True)
+
     def close(self) -> None:
         self.stream.write(("\r" if self.live else "") + self.line() + "\n")
         self.stream.flush()
