@@ -450,3 +450,17 @@ def test_bad_numbers_in_options(exports, demo_image, capsys):
     assert message == "lcnet-yolo-infer: error: --conf 1.5 must be between 0 and 1"
     message = one_line_error(*run_infer(capsys, exports["static"], demo_image, "--max-det", "0"))
     assert message == "lcnet-yolo-infer: error: --max-det 0 must be a positive number"
+
+
+def test_export_for_batches_is_refused(exports, demo_image, capsys):
+    from ultralytics import YOLO
+
+    folder = exports["static"].parent.parent / "batch4"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(exports["static"].with_suffix(".pt"), folder / "model.pt")
+    onnx_file = Path(YOLO(folder / "model.pt").export(format="onnx", imgsz=IMGSZ, batch=4, device="cpu"))
+    message = one_line_error(*run_infer(capsys, onnx_file, demo_image))
+    assert message == (
+        f"lcnet-yolo-infer: error: {onnx_file} was exported for batches of 4; "
+        "re-export it with batch=1 (or dynamic=True)"
+    )

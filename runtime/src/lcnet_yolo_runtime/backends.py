@@ -24,6 +24,14 @@ def _dimension(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def _check_batch_and_channels(path: Path, batch: int | None, channels: int | None) -> None:
+    """The runtime feeds one RGB image at a time."""
+    if batch not in (None, 1):
+        raise InputError(f"{path} was exported for batches of {batch}; re-export it with batch=1 (or dynamic=True)")
+    if channels not in (None, 3):
+        raise InputError(f"{path} takes {channels}-channel input; the runtime feeds RGB images (3 channels)")
+
+
 class OnnxRuntimeBackend:
     """An ``.onnx`` file on ONNX Runtime's CPU execution provider."""
 
@@ -44,6 +52,7 @@ class OnnxRuntimeBackend:
         shape = list(self.input.shape)
         if len(shape) != 4:
             raise InputError(f"{path} takes a {len(shape)}-D input {shape}; a detector takes images (1, 3, H, W)")
+        _check_batch_and_channels(path, _dimension(shape[0]), _dimension(shape[1]))
         self.input_hw = (_dimension(shape[2]), _dimension(shape[3]))
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
@@ -78,7 +87,9 @@ class OpenVINOBackend:
         shape = model.inputs[0].get_partial_shape()
         if shape.rank.get_length() != 4:
             raise InputError(f"{xml} takes a {shape.rank.get_length()}-D input; a detector takes (1, 3, H, W)")
-        self.input_hw = tuple(d.get_length() if d.is_static else None for d in (shape[2], shape[3]))
+        batch, channels, *hw = (d.get_length() if d.is_static else None for d in shape)
+        _check_batch_and_channels(xml, batch, channels)
+        self.input_hw = tuple(hw)
         self.metadata = self._sidecar(xml.parent / "metadata.yaml")
 
     @staticmethod
