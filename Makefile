@@ -8,11 +8,12 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml runtime/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e runtime  # the torch-free runtime (runtime/), tested by tests/test_runtime.py
 	touch $@
 
 demo: install
@@ -22,7 +23,7 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check src tests && $(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests runtime && $(VENV)/bin/ruff format --check src tests runtime
 
 benchmark: install
 	$(VENV)/bin/lcnet-yolo benchmark

@@ -1,0 +1,5 @@
+import sys
+
+from lcnet_yolo_runtime.cli import main
+
+sys.exit(main())

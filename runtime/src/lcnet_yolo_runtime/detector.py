@@ -1,0 +1,69 @@
+"""``Detector``: load an exported model once, then ``predict`` images (paths or RGB arrays) into :class:`Detections`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lcnet_yolo_runtime.backends import load_backend
+from lcnet_yolo_runtime.errors import InputError
+from lcnet_yolo_runtime.images import read_image
+from lcnet_yolo_runtime.metadata import ModelInfo, model_info
+from lcnet_yolo_runtime.postprocess import Detections, decode, unletterbox
+from lcnet_yolo_runtime.preprocess import letterbox, to_tensor
+
+
+class Detector:
+    """An exported Ultralytics detector (``.onnx``, or OpenVINO with the extra) run without torch.
+
+    ``names``/``imgsz`` override or replace the exported metadata; ``threads`` sets the inference threads.
+    Results match Ultralytics' predictor on the same file: same letterbox, thresholds and NMS.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        names: Any = None,
+        imgsz: Any = None,
+        threads: int | None = None,
+    ) -> None:
+        for label, value in (("conf", conf), ("iou", iou)):
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"--{label} {value} must be between 0 and 1")
+        for label, value in (("max-det", max_det), ("threads", threads)):
+            if value is not None and value < 1:
+                raise InputError(f"--{label} {value} must be a positive number")
+        self.conf, self.iou, self.max_det = conf, iou, max_det
+        self.backend = load_backend(model, threads)
+        self.info: ModelInfo = model_info(self.backend.metadata, Path(model).name, self.backend.input_hw, names, imgsz)
+        self.model_name = Path(model).name
+
+    @property
+    def names(self) -> dict[int, str]:
+        return self.info.names
+
+    def predict(self, image: str | Path | np.ndarray) -> Detections:
+        """Detections in one image: a file path or an RGB ``uint8`` HxWx3 array."""
+        pixels = read_image(image) if isinstance(image, str | Path) else image
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+            raise InputError(f"an image must be RGB uint8 HxWx3, got {pixels.dtype} {pixels.shape}")
+        canvas, geometry = letterbox(pixels, self.info.imgsz, self.info.stride, minimal=self.info.dynamic)
+        output = self.backend(to_tensor(canvas))
+        self._check_output(output)
+        boxes, scores, classes = decode(output, self.conf, self.iou, self.info.end2end, self.max_det)
+        return Detections(unletterbox(boxes, geometry, pixels.shape[:2]), scores, classes, self.info.names)
+
+    def _check_output(self, output: np.ndarray) -> None:
+        """A detection output has 4 + nc rows (or end-to-end rows of 6); anything else is another task's model."""
+        expected = 4 + len(self.info.names)
+        end2end = self.info.end2end or (output.ndim == 3 and output.shape[-1] == 6)
+        if output.ndim != 3 or (not end2end and output.shape[1] != expected):
+            raise InputError(
+                f"{self.model_name} gives output {tuple(output.shape)}, not a detector's (1, {expected}, N) "
+                f"for {len(self.info.names)} classes; is it another task's model, or are --names wrong?"
+            )
