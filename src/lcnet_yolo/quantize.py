@@ -319,7 +319,7 @@ def _openvino_xml(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Silence Ultralytics' logger and stdout (exports and validation print a lot)."""
     from ultralytics.utils import LOGGER
 
@@ -340,7 +340,7 @@ def quantize_openvino_int8(model, data: str | Path, imgsz: int = 640, split: str
 
     import lcnet_yolo  # noqa: F401  (registers our layers)
 
-    with _quiet():
+    with quiet():
         yolo = model if isinstance(model, YOLO) else YOLO(str(model))
         folder = yolo.export(
             format="openvino", int8=True, data=str(data), imgsz=imgsz, split=split, batch=1, dynamic=False
@@ -410,7 +410,7 @@ def val_map(path: str | Path, data: str | Path, imgsz: int = 640) -> dict[str, f
     """mAP50 and mAP50-95 of an exported model (ONNX file or OpenVINO folder) through Ultralytics' ``val``."""
     from ultralytics import YOLO
 
-    with _quiet():
+    with quiet():
         metrics = YOLO(str(path), task="detect").val(
             data=str(data), imgsz=imgsz, batch=1, device="cpu", plots=False, verbose=False
         )
@@ -432,7 +432,7 @@ def load_yolo(model: str | Path, nc: int | None = None):
     import lcnet_yolo  # noqa: F401  (registers our layers and YAMLs)
 
     text = str(model)
-    with _quiet():
+    with quiet():
         if text.endswith(".pt"):
             if not Path(text).is_file():
                 raise FileNotFoundError(f"weights not found: {text}")
@@ -451,7 +451,7 @@ def load_yolo(model: str | Path, nc: int | None = None):
 def export_onnx(yolo, imgsz: int, dest: str | Path) -> Path:
     """Ultralytics' ONNX export (fixed input size, onnxslim on), moved to ``dest``."""
     dest = Path(dest)
-    with _quiet():
+    with quiet():
         path = Path(yolo.export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, verbose=False))
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(path, dest)

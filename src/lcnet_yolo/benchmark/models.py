@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import shutil
 from pathlib import Path
 
 from torch import nn
 
+from lcnet_yolo.quantize import quiet  # re-exported: the benchmark's modules silence Ultralytics with it
+
 
 def model_yaml(name: str) -> str:
     """The YAML a benchmark model name stands for: ``yolov8n`` -> ``yolov8n.yaml`` (ours resolve from the package)."""
     return name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
-
-
-@contextlib.contextmanager
-def quiet():
-    """Silence Ultralytics' logger and stdout for the duration (exports and builds print a lot)."""
-    from ultralytics.utils import LOGGER
-
-    level = LOGGER.level
-    LOGGER.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        LOGGER.setLevel(level)
 
 
 def build(name: str):
