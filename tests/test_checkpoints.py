@@ -11,17 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from lcnet_yolo.checkpoints import (
-    METADATA_FORMAT,
-    CheckpointError,
-    convert,
-    load_safetensors,
-    load_yolo,
-    restricted_loading,
-    safe_load,
-    verify_file,
-)
 from lcnet_yolo.data import make_synthetic_dataset
+from lcnet_yolo.io.checkpoints import load_yolo, verify_file
+from lcnet_yolo.io.errors import WeightsError
+from lcnet_yolo.io.safe_load import restricted_loading, safe_load
+from lcnet_yolo.io.safetensors import METADATA_FORMAT, convert, load_safetensors
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -62,7 +56,7 @@ def test_ultralytics_safe_mode_refuses_our_classes_until_they_are_allow_listed(b
     script = f"""
 import torch
 import lcnet_yolo
-from lcnet_yolo.checkpoints import allow_our_classes
+from lcnet_yolo.io.safe_load import allow_our_classes
 from ultralytics import YOLO
 torch.serialization.clear_safe_globals()
 try:
@@ -102,7 +96,7 @@ def test_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(tmp_path,
     else:
         evil.write_bytes(pickle.dumps(payload, protocol=int(kind[-1])))
     for load in (safe_load, verify_file, load_yolo):
-        with pytest.raises(CheckpointError) as caught:
+        with pytest.raises(WeightsError) as caught:
             load(evil)
         message = _one_line_naming(caught.value, evil)
         assert "refused to load" in message and "could run code" in message
@@ -172,7 +166,7 @@ def test_a_safetensors_file_whose_metadata_would_run_code_is_refused(best_pt, tm
     for i, evil_cfg in enumerate((evil_activation, evil_layer)):
         evil = tmp_path / f"evil{i}.safetensors"
         safetensors.torch.save_file(tensors, str(evil), metadata={**meta, "model_yaml": json.dumps(evil_cfg)})
-        with pytest.raises(CheckpointError, match="invalid metadata"):
+        with pytest.raises(WeightsError, match="invalid metadata"):
             load_safetensors(evil)
     assert not marker.exists()
 
@@ -189,11 +183,11 @@ def test_a_safetensors_file_that_does_not_fit_its_model_is_refused(best_pt, tmp_
     tensors.pop(next(k for k in tensors if k.endswith(".conv.weight")))
     bad = tmp_path / "missing.safetensors"
     safetensors.torch.save_file(tensors, str(bad), metadata=meta)
-    with pytest.raises(CheckpointError, match="do not fit the recorded model"):
+    with pytest.raises(WeightsError, match="do not fit the recorded model"):
         load_safetensors(bad)
     plain = tmp_path / "plain.safetensors"
     safetensors.torch.save_file(tensors, str(plain))
-    with pytest.raises(CheckpointError, match="no lcnet-yolo metadata"):
+    with pytest.raises(WeightsError, match="no lcnet-yolo metadata"):
         load_safetensors(plain)
 
 
@@ -233,7 +227,7 @@ def test_a_truncated_weights_file_gives_one_clear_error_naming_it(whole_files, t
     data = whole.read_bytes()
     damaged = tmp_path / whole.name
     damaged.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(CheckpointError) as caught:
+    with pytest.raises(WeightsError) as caught:
         verify_file(damaged)
     message = _one_line_naming(caught.value, damaged)
     assert ("empty (0 bytes)" if keep == 0 else "truncated or corrupt") in message
@@ -266,11 +260,11 @@ def test_a_half_precision_onnx_export_passes_the_file_check_and_predicts_through
     assert rows and all(len(row) == 5 and row[0] == "0" for row in rows)  # class 0 and a box, from the FP16 model
     damaged = tmp_path / "damaged.onnx"
     damaged.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="not a readable ONNX model: truncated or corrupted"):
+    with pytest.raises(WeightsError, match="not a readable ONNX model: truncated or corrupted"):
         verify_file(damaged)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # without onnxruntime: ONNX's checker, node order aside
     assert verify_file(exported) == "onnx"
-    with pytest.raises(CheckpointError, match="not a readable ONNX model: truncated or corrupted"):
+    with pytest.raises(WeightsError, match="not a readable ONNX model: truncated or corrupted"):
         verify_file(damaged)
 
 
@@ -282,7 +276,7 @@ def test_zeroed_bytes_inside_a_checkpoint_are_caught_by_their_checksums(whole_fi
     damaged = tmp_path / "best.pt"
     damaged.write_bytes(bytes(data))
     YOLO(str(damaged))  # Ultralytics (torch.load) loads the damaged weights without a word
-    with pytest.raises(CheckpointError) as caught:
+    with pytest.raises(WeightsError) as caught:
         verify_file(damaged)
     assert "checksum" in _one_line_naming(caught.value, damaged)
 
@@ -309,7 +303,7 @@ def test_missing_empty_and_unknown_files_give_one_clear_error(tmp_path):
     (tmp_path / "empty.safetensors").write_bytes(b"")
     (tmp_path / "weights.bin").write_bytes(b"\0" * 10)
     for path, expected in cases.items():
-        with pytest.raises(CheckpointError) as caught:
+        with pytest.raises(WeightsError) as caught:
             verify_file(path)
         assert expected in _one_line_naming(caught.value, path)
 
@@ -318,7 +312,7 @@ def test_verify_file_refuses_a_pdparams_whose_pickle_runs_code(tmp_path):
     marker = tmp_path / "marker"
     evil = tmp_path / "PPLCNet_x0_5_pretrained.pdparams"
     evil.write_bytes(pickle.dumps({"conv1.conv.weight": np.zeros(3, np.float32), "x": RunsShell(marker)}, protocol=2))
-    with pytest.raises(CheckpointError) as caught:
+    with pytest.raises(WeightsError) as caught:
         verify_file(evil)
     message = _one_line_naming(caught.value, evil)
     assert "refused" in message and "posix.system" in message

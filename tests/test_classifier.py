@@ -14,8 +14,7 @@ from torch import nn
 from ultralytics import YOLO
 
 from lcnet_yolo import LCNetClassificationTrainer
-from lcnet_yolo.integration import find_backbone
-from lcnet_yolo.nn import SCALES, PPLCNet
+from lcnet_yolo.nn import SCALES, PPLCNet, find_backbone
 from lcnet_yolo.nn.layers import Classifier
 
 

@@ -12,7 +12,7 @@ import torch
 from ultralytics import YOLO
 
 from lcnet_yolo.cli import main
-from lcnet_yolo.integration import packaged_models
+from lcnet_yolo.plugin.register import packaged_models
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -104,7 +104,7 @@ def test_info_accepts_our_names_without_suffix_and_ultralytics_own_yamls(capsys)
 
 @pytest.mark.slow
 def test_train_with_backbone_weights_from_the_cli(capsys, offline_training, tmp_path):
-    pytest.importorskip("lcnet_yolo.weights")
+    pytest.importorskip("lcnet_yolo.io.weights")
     from lcnet_yolo.nn import PPLCNet
 
     torch.manual_seed(0)
@@ -142,7 +142,8 @@ def test_demo_quick_trains_validates_predicts_and_exports(capsys, tmp_path):
 
 
 def test_convert_writes_safetensors_that_predict_like_the_checkpoint(capsys, best_pt, tmp_path):
-    from lcnet_yolo.checkpoints import load_safetensors, load_yolo
+    from lcnet_yolo.io.checkpoints import load_yolo
+    from lcnet_yolo.io.safetensors import load_safetensors
 
     target = tmp_path / "best.safetensors"
     code, out, err = run_cli(capsys, "convert", str(best_pt), str(target))

@@ -19,9 +19,9 @@ from ultralytics.utils.torch_utils import get_flops
 from conftest import BAD_SAMPLES, EMPTY_LABEL_SAMPLE
 from lcnet_yolo import LCNetDetectionTrainer
 from lcnet_yolo.data import make_synthetic_dataset
-from lcnet_yolo.integration import find_backbone, packaged_models
-from lcnet_yolo.nn import PPLCNet
+from lcnet_yolo.nn import PPLCNet, find_backbone
 from lcnet_yolo.nn.layers import BatchNorm2d
+from lcnet_yolo.plugin.register import packaged_models
 
 # PP-LCNet width per YOLOv8 scale: its blocks4/5/6 channels match YOLOv8's P3/P4/P5 (see the YAML headers).
 BACKBONE_SCALE = {"n": 0.5, "s": 1.0, "m": 1.5, "l": 2.0, "x": 2.5}
@@ -122,7 +122,7 @@ def write_random_pplcnet_checkpoint(path: Path, scale: float) -> dict[str, torch
 
 
 def test_trainer_starts_the_backbone_from_pplcnet_weights_with_bn_eps_1e5(tmp_path, synthetic_data):
-    pytest.importorskip("lcnet_yolo.weights")
+    pytest.importorskip("lcnet_yolo.io.weights")
     state = write_random_pplcnet_checkpoint(tmp_path / "pplcnet_x0_5.pt", 0.5)
     overrides = {"model": "yolov8n-pplcnet.yaml", "data": synthetic_data, "imgsz": 64, "device": "cpu"}
     trainer = LCNetDetectionTrainer(
@@ -138,7 +138,7 @@ def test_trainer_starts_the_backbone_from_pplcnet_weights_with_bn_eps_1e5(tmp_pa
 
 
 def test_backbone_weights_of_another_scale_fail_with_one_clear_message(tmp_path, synthetic_data):
-    pytest.importorskip("lcnet_yolo.weights")
+    pytest.importorskip("lcnet_yolo.io.weights")
     write_random_pplcnet_checkpoint(tmp_path / "pplcnet_x1_0.pt", 1.0)
     overrides = {"model": "yolov8n-pplcnet.yaml", "data": synthetic_data, "imgsz": 64, "device": "cpu"}
     with pytest.raises(ValueError, match=r"(?i)scale|shape|x1"):
@@ -207,7 +207,7 @@ def test_ddp_worker_script_imports_lcnet_yolo_and_builds_our_model(
         build_only = (
             "    trainer.setup_model()\n"
             "    import sys\n"
-            "    from lcnet_yolo.integration import find_backbone\n"
+            "    from lcnet_yolo.nn import find_backbone\n"
             "    weight = find_backbone(trainer.model).conv1.conv.weight\n"
             "    print('BUILT', type(trainer).__name__, 'lcnet_yolo' in sys.modules, float(weight.double().sum()))\n"
         )

@@ -308,7 +308,7 @@ def write_video(path: Path, frames: int = 8, size: int = IMGSZ) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("tracker", ["bytetrack.yaml", "botsort.yaml"])
 def test_track_follows_a_moving_box_with_one_id(capsys, trained, tmp_path, tracker):
-    from lcnet_yolo.checkpoints import load_yolo
+    from lcnet_yolo.io.checkpoints import load_yolo
 
     video = write_video(tmp_path / "clip.avi")
     model = load_yolo(trained["best"])

@@ -1,5 +1,5 @@
 """Property-based and seeded fuzz tests: constructors take valid input and refuse the rest with ValueError; damaged
-checkpoint files give one CheckpointError (one line naming the file, exit status 2 in the CLI), never a traceback."""
+checkpoint files give one WeightsError (one line naming the file, exit status 2 in the CLI), never a traceback."""
 
 import io
 import pickle
@@ -13,7 +13,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lcnet_yolo.checkpoints import CheckpointError, verify_file
+from lcnet_yolo.io.checkpoints import verify_file
+from lcnet_yolo.io.errors import WeightsError
 from lcnet_yolo.nn import SCALES, PPLCNet
 from lcnet_yolo.nn.layers import PPLCNetBackbone
 from lcnet_yolo.nn.pplcnet import ACTIVATIONS
@@ -150,10 +151,10 @@ def junk_checkpoint(data: bytes, kind: str, seed: int) -> bytes:
 
 
 def _assert_one_checkpoint_error_or_loads(path: Path) -> bool:
-    """True when the file was refused with one CheckpointError line naming it, False when it loaded."""
+    """True when the file was refused with one WeightsError line naming it, False when it loaded."""
     try:
         verify_file(path)
-    except CheckpointError as error:
+    except WeightsError as error:
         message = str(error)
         assert message.startswith(f"{path}: ") and "\n" not in message and len(message) < 500, message
         return True
@@ -176,12 +177,13 @@ HANDLED_BEFORE = (TypeError, zipfile.BadZipFile, RuntimeError, EOFError, pickle.
 def test_300_seeded_junk_checkpoints_give_only_checkpoint_errors_and_one_line_in_the_cli(
     checkpoint_bytes, tmp_path, capsys
 ):
-    """Every file is refused with one CheckpointError or loads; each refused one gives one line and exit 2 through
+    """Every file is refused with one WeightsError or loads; each refused one gives one line and exit 2 through
     ``predict``, ``val``, ``convert`` and ``train``."""
     from ultralytics.nn.tasks import torch_safe_load
 
-    from lcnet_yolo.checkpoints import our_classes, scoped_safe_globals
     from lcnet_yolo.cli import main
+    from lcnet_yolo.io.safe_load import scoped_safe_globals
+    from lcnet_yolo.nn import module_classes
 
     refused, kinds, escaped_ultralytics = [], set(), []
     for index in range(300):
@@ -194,7 +196,7 @@ def test_300_seeded_junk_checkpoints_give_only_checkpoint_errors_and_one_line_in
         try:  # positive control: what the loaders we call raise on their own (the checks safe_load used to do)
             if zipfile.is_zipfile(path):
                 zipfile.ZipFile(path).testzip()
-            with scoped_safe_globals(our_classes()):
+            with scoped_safe_globals(module_classes()):
                 torch_safe_load(str(path), safe_only=True)
         except HANDLED_BEFORE:
             pass

@@ -20,9 +20,10 @@ import timm
 import torch
 from safetensors.torch import save
 
-from lcnet_yolo import hub, load_pretrained
+from lcnet_yolo import load_pretrained
 from lcnet_yolo.cli import main
-from lcnet_yolo.hub import HubError
+from lcnet_yolo.io import hub
+from lcnet_yolo.io.errors import HubError
 from lcnet_yolo.nn import PPLCNet
 
 STEM = "conv1.conv.weight"
@@ -160,15 +161,14 @@ def test_name_downloads_once_and_later_loads_come_from_the_verified_cache(cache,
 def test_detector_backbone_and_timm_name_load_the_right_file(cache, server):
     from ultralytics import YOLO
 
-    from lcnet_yolo import load_backbone_weights
-    from lcnet_yolo.integration import find_backbone
+    from lcnet_yolo.nn import find_backbone
 
     torch.manual_seed(0)
     source = timm.create_model("lcnet_050", pretrained=False).state_dict()
     url = serve(server, "timm", 0.5, f"{server.base}/file-store/blob-1".encode(), mode="redirect")
     server.routes["/file-store/blob-1"] = ("ok", save(source))  # the hub redirects to its file store
     detector = YOLO("yolov8n-pplcnet.yaml").model  # PP-LCNet x0.5
-    report = load_backbone_weights(detector, "timm")
+    report = load_pretrained(detector, "timm")
     assert Path(report.path) == cache / "timm" / "lcnet_050.ra2_in1k.safetensors"
     assert report.format == "timm" and report.complete
     assert torch.equal(find_backbone(detector).conv1.conv.weight.detach(), source["conv_stem.weight"])
@@ -178,7 +178,7 @@ def test_detector_backbone_and_timm_name_load_the_right_file(cache, server):
 def test_trainer_loads_the_named_weights_into_the_model_it_builds(cache, server, tmp_path):
     from lcnet_yolo import LCNetDetectionTrainer
     from lcnet_yolo.data import make_synthetic_dataset
-    from lcnet_yolo.integration import find_backbone
+    from lcnet_yolo.nn import find_backbone
 
     data = make_synthetic_dataset(tmp_path / "data", n_train=2, n_val=2, imgsz=64)
     serve(server, "imagenet", 0.5, pdparams_bytes(0.5, seed=6))
@@ -301,7 +301,7 @@ def test_changed_cached_file_and_changed_server_file_are_refused(cache, server):
 
 KILLED_DOWNLOAD = """
 import sys
-from lcnet_yolo import hub
+from lcnet_yolo.io import hub
 hub.WEIGHTS["imagenet"] = {0.5: sys.argv[1]}
 hub.fetch("imagenet", 0.5)
 """

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from lcnet_yolo.checkpoints import AtomicPath, ReliableTrainerMixin, reserve_save_dir, safe_load, trim_results_csv
 from lcnet_yolo.data import make_synthetic_dataset
 from lcnet_yolo.datacheck import DatasetError, check_dataset, check_split
+from lcnet_yolo.io.runs import AtomicPath, reserve_save_dir, trim_results_csv
+from lcnet_yolo.io.safe_load import safe_load
+from lcnet_yolo.plugin.trainers import ReliableTrainerMixin
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC), "YOLO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -213,7 +215,7 @@ if mode == "plain":
     Path.open = lambda self, *a, **k: HalfThenDie(real_open(self, *a, **k))
     target.write_bytes(b"N" * 1_000_000)
 else:
-    from lcnet_yolo.checkpoints import AtomicPath
+    from lcnet_yolo.io.runs import AtomicPath
     real_fdopen = os.fdopen
     os.fdopen = lambda *a, **k: HalfThenDie(real_fdopen(*a, **k))
     AtomicPath(target).write_bytes(b"N" * 1_000_000)
@@ -249,7 +251,7 @@ def test_trim_results_csv_keeps_only_the_epochs_the_checkpoint_holds(tmp_path):
 TRAIN = """
 import os, signal, sys, time
 import lcnet_yolo
-from lcnet_yolo.checkpoints import ReliableTrainerMixin
+from lcnet_yolo.plugin.trainers import ReliableTrainerMixin
 from ultralytics import YOLO
 from ultralytics.models.yolo.detect import DetectionTrainer
 

@@ -10,7 +10,7 @@ import pytest
 from ultralytics.utils import LOGGER, YAML
 
 from lcnet_yolo.data import make_synthetic_dataset
-from lcnet_yolo.integration import (
+from lcnet_yolo.plugin.trainers import (
     MIN_STEPS_PER_EPOCH,
     LCNetDetectionTrainer,
     small_dataset_accumulate,

@@ -20,17 +20,13 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.tasks import DetectionModel
 
 from lcnet_yolo import LCNetDetectionTrainer
-from lcnet_yolo.checkpoints import (
-    CheckpointError,
-    convert,
-    load_yolo,
-    restricted_loading,
-    safe_load,
-    verify_file,
-)
 from lcnet_yolo.cli import main
 from lcnet_yolo.data import make_synthetic_dataset
-from lcnet_yolo.integration import find_backbone
+from lcnet_yolo.io.checkpoints import load_yolo, verify_file
+from lcnet_yolo.io.errors import WeightsError
+from lcnet_yolo.io.safe_load import restricted_loading, safe_load
+from lcnet_yolo.io.safetensors import convert
+from lcnet_yolo.nn import find_backbone
 
 TRAIN_ARGS = ("epochs=1", "imgsz=32", "batch=2", "workers=0", "device=cpu", "plots=False")
 
@@ -79,7 +75,7 @@ def test_a_checkpoint_whose_model_yaml_runs_code_is_refused_by_every_loader(evil
     path, marker, cfg = evil_checkpoint
     field = "field 'activation'" if "activation" in cfg else "field 'backbone' row 0 names 'DetectionModel'"
     for load in (safe_load, verify_file, load_yolo, convert):
-        with pytest.raises(CheckpointError) as caught:
+        with pytest.raises(WeightsError) as caught:
             load(path)
         message = one_line(str(caught.value))
         assert message.startswith(f"{path}: refused: the model YAML of its 'model' network {field}"), message
@@ -100,9 +96,9 @@ def test_fine_tuning_or_resuming_a_checkpoint_whose_model_yaml_runs_code_is_refu
     # Python API: a YOLO object opened from the file, fine-tuned with our trainer, which checks the YAML it builds
     model = YOLO(str(path))  # the pickle itself is harmless: the payload is a string in the model YAML
     common = {"data": str(tiny_data), "epochs": 1, "imgsz": 32, "batch": 2, "workers": 0, "plots": False}
-    with pytest.raises(CheckpointError, match=r"refused: the model YAML of its network field"):
+    with pytest.raises(WeightsError, match=r"refused: the model YAML of its network field"):
         model.train(trainer=LCNetDetectionTrainer, project=str(tmp_path), name="api", **common)
-    with pytest.raises(CheckpointError, match=r"refused: the model YAML of its 'model' network"):
+    with pytest.raises(WeightsError, match=r"refused: the model YAML of its 'model' network"):
         YOLO("yolov8n-pplcnet.yaml").train(trainer=LCNetDetectionTrainer, resume=str(path), **common)
     assert not marker.exists()
 
@@ -119,11 +115,11 @@ def test_resuming_or_pretraining_from_a_checkpoint_whose_pickle_runs_code_is_ref
     last = tmp_path / "last.pt"
     torch.save({"model": RunsShell(), "epoch": 0, "optimizer": {}}, last)
     common = {"data": str(tiny_data), "epochs": 2, "imgsz": 32, "batch": 2, "workers": 0, "project": str(tmp_path)}
-    with pytest.raises(CheckpointError, match=r"refused to load: its pickle references posix\.system"):
+    with pytest.raises(WeightsError, match=r"refused to load: its pickle references posix\.system"):
         YOLO("yolov8n-pplcnet.yaml").train(trainer=LCNetDetectionTrainer, resume=str(last), **common)
-    with pytest.raises(CheckpointError, match=r"refused to load"):
+    with pytest.raises(WeightsError, match=r"refused to load"):
         LCNetDetectionTrainer(overrides={"model": str(last), "resume": str(last), **common})
-    with pytest.raises(CheckpointError, match=r"refused to load"):
+    with pytest.raises(WeightsError, match=r"refused to load"):
         LCNetDetectionTrainer(overrides={"model": "yolov8n-pplcnet.yaml", "pretrained": str(last), **common})
     args = ["train", "model=yolov8n-pplcnet.yaml", f"pretrained={last}", f"data={tiny_data}", *TRAIN_ARGS]
     assert main([*args, f"project={tmp_path}"]) == 2
@@ -163,9 +159,10 @@ import torch
 import lcnet_yolo
 from ultralytics import YOLO
 from ultralytics.nn.tasks import torch_safe_load
-from lcnet_yolo.checkpoints import allow_our_classes, load_yolo, safe_load
-from lcnet_yolo.integration import find_backbone
-from lcnet_yolo.weights import WeightsError, load_pretrained
+from lcnet_yolo.io.checkpoints import load_yolo
+from lcnet_yolo.io.safe_load import allow_our_classes, safe_load
+from lcnet_yolo.io.weights import WeightsError, load_pretrained
+from lcnet_yolo.nn import find_backbone
 
 best, evil, marker, order = sys.argv[1:5]
 backbone = find_backbone(YOLO("yolov8n-pplcnet.yaml").model)
@@ -244,7 +241,7 @@ def test_backbone_weights_holding_a_pickled_model_are_refused_through_the_cli(
 
 # --------------------------------------------------------------------------------------- the scoped allow-list
 def test_loaders_leave_torch_allow_list_as_they_found_it_and_scope_our_classes(best_pt):
-    from lcnet_yolo.checkpoints import our_classes
+    from lcnet_yolo.nn import module_classes
 
     before = torch.serialization.get_safe_globals()
     safe_load(best_pt)
@@ -253,5 +250,5 @@ def test_loaders_leave_torch_allow_list_as_they_found_it_and_scope_our_classes(b
     assert set(map(repr, torch.serialization.get_safe_globals())) == set(map(repr, before))
     with restricted_loading():
         inside = torch.serialization.get_safe_globals()
-    assert set(inside) == set(our_classes())
+    assert set(inside) == set(module_classes())
     assert set(map(repr, torch.serialization.get_safe_globals())) == set(map(repr, before))

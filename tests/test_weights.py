@@ -12,15 +12,15 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lcnet_yolo import LoadReport, WeightsError, load_pretrained
-from lcnet_yolo.nn import PPLCNet
-from lcnet_yolo.nn.layers import PPLCNetBackbone
-from lcnet_yolo.weights import (
+from lcnet_yolo.io.weights import (
     WeightsFileNotFoundError,
     convert_paddle_state_dict,
     convert_timm_state_dict,
     read_checkpoint,
     read_pdparams,
 )
+from lcnet_yolo.nn import PPLCNet
+from lcnet_yolo.nn.layers import PPLCNetBackbone
 
 TIMM_SCALES = {"lcnet_035": 0.35, "lcnet_050": 0.5, "lcnet_075": 0.75, "lcnet_100": 1.0, "lcnet_150": 1.5}
 TIMM_STAGE_OF_OURS = (1, 2, 4, 5)  # timm stages whose outputs are our blocks3, blocks4, blocks5, blocks6

@@ -3,6 +3,11 @@
 Importing the package registers its layers and model YAMLs with Ultralytics. Unless the user set them, it also
 sets ``YOLO_OFFLINE=1`` and ``YOLO_AUTOINSTALL=false`` before Ultralytics is imported, so nothing stalls on
 network checks and nothing is pip-installed at run time.
+
+Layout, lowest layer first (a module imports only from its own layer or lower ones; ``tests/test_layout.py``):
+``version``, ``plugin.compat`` (every reach into Ultralytics) → ``nn`` (the network and its YAML layers) →
+``io`` (weights, checkpoints, run files, errors) → ``data`` → ``plugin`` (registration, trainers) →
+``formats``, ``quantize`` (deployment) → ``benchmark`` → ``cli``.
 """
 
 import os
@@ -10,26 +15,23 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
-from lcnet_yolo.integration import (  # after YOLO_OFFLINE: Ultralytics reads it at import
-    LCNetClassificationTrainer,
-    LCNetDetectionTrainer,
-    load_backbone_weights,
-    packaged_models,
-    register,
-    resolve_model,
-)
-from lcnet_yolo.nn import PPLCNet, pplcnet
-from lcnet_yolo.weights import LoadReport, WeightsError, load_pretrained
+# after YOLO_OFFLINE: Ultralytics reads it at import
+from lcnet_yolo.io.errors import LCNetYoloError, WeightsError
+from lcnet_yolo.io.weights import LoadReport, load_pretrained
+from lcnet_yolo.nn import PPLCNet, find_backbone, pplcnet
+from lcnet_yolo.plugin.register import packaged_models, register, resolve_model
+from lcnet_yolo.plugin.trainers import LCNetClassificationTrainer, LCNetDetectionTrainer
+from lcnet_yolo.version import __version__
 
-__version__ = "0.1.0"
 __all__ = [
     "LCNetClassificationTrainer",
     "LCNetDetectionTrainer",
+    "LCNetYoloError",
     "LoadReport",
     "PPLCNet",
     "WeightsError",
     "__version__",
-    "load_backbone_weights",
+    "find_backbone",
     "load_pretrained",
     "packaged_models",
     "pplcnet",

@@ -4,7 +4,7 @@ Modes ``train``, ``val``, ``predict``, ``export`` and ``track`` take Ultralytics
 parsed and validated by Ultralytics' CLI helpers, and run Ultralytics' ``YOLO`` object; lcnet-yolo only resolves
 its packaged model and dataset names and adds ``backbone_weights=PATH|NAME`` to ``train``. Bad arguments stop
 before anything runs, in one line with exit status 2. ``info`` prints the model zoo table, ``weights`` the
-weights names (:mod:`lcnet_yolo.hub`), ``benchmark`` runs :mod:`lcnet_yolo.benchmark`, ``formats`` the format
+weights names (:mod:`lcnet_yolo.io.hub`), ``benchmark`` runs :mod:`lcnet_yolo.benchmark`, ``formats`` the format
 matrix of :mod:`lcnet_yolo.formats` and ``demo`` runs the end-to-end demo.
 """
 
@@ -17,23 +17,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import lcnet_yolo
 from lcnet_yolo import formats
-from lcnet_yolo.checkpoints import load_yolo, restricted_loading
-from lcnet_yolo.integration import (
-    LCNetClassificationTrainer,
-    LCNetDetectionTrainer,
-    packaged_models,
-    resolve_model,
-)
+from lcnet_yolo.io.checkpoints import load_yolo
+from lcnet_yolo.io.errors import ArgumentError, LCNetYoloError
+from lcnet_yolo.io.safe_load import restricted_loading
+from lcnet_yolo.nn import find_backbone
+from lcnet_yolo.plugin import compat
+from lcnet_yolo.plugin.register import packaged_models, resolve_model
+from lcnet_yolo.plugin.trainers import LCNetClassificationTrainer, LCNetDetectionTrainer
+from lcnet_yolo.version import __version__
 
 MODES = ("train", "val", "predict", "export", "track")
 DEFAULT_MODEL = "yolov8n-pplcnet.yaml"
-OUR_KEYS = ("backbone_weights",)
-TRAINERS = {
-    "detect": LCNetDetectionTrainer,
-    "classify": LCNetClassificationTrainer,
-}  # train arguments that lcnet-yolo adds to Ultralytics'
+OUR_KEYS = ("backbone_weights",)  # train arguments that lcnet-yolo adds to Ultralytics' (read by our trainers)
+TRAINERS = {"detect": LCNetDetectionTrainer, "classify": LCNetClassificationTrainer}
 
 # Demo budget: about 5-6 minutes on 2 CPU cores (26 neon-trees tiles, 7 steps per epoch, trained from scratch).
 DEMO_EPOCHS = 80
@@ -62,7 +59,7 @@ def help_text() -> str:
     ablations = [m for m in packaged_models() if "-abl-" in m]
     classifiers = [m for m in packaged_models() if m.endswith("-cls.yaml")]
     datasets = "\n".join(f"    {name:<14}{desc}" for name, desc in _datasets().items()) or "    (none)"
-    return f"""lcnet-yolo {lcnet_yolo.__version__}: YOLOv8 with a PP-LCNet backbone, on Ultralytics.
+    return f"""lcnet-yolo {__version__}: YOLOv8 with a PP-LCNet backbone, on Ultralytics.
 
 Usage:
     lcnet-yolo MODE [key=value ...]       MODE: {", ".join(MODES)} (arguments as for the `yolo` command)
@@ -94,38 +91,26 @@ Datasets (data=NAME):
 
 def check_keys(overrides: dict[str, Any]) -> None:
     """Ultralytics' argument check (``SyntaxError`` naming similar valid keys), without its ``yolo`` help text."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment
-    from ultralytics.utils import LOGGER
-
-    disabled, LOGGER.disabled = LOGGER.disabled, True
-    try:
-        check_dict_alignment(DEFAULT_CFG_DICT, overrides)
-    finally:
-        LOGGER.disabled = disabled
+    with compat.logger_disabled():
+        compat.check_dict_alignment(compat.DEFAULT_CFG_DICT, {k: v for k, v in overrides.items() if k not in OUR_KEYS})
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:
-    """Parse ``key=value`` arguments with Ultralytics' own parser (bare boolean keys mean ``True``)."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT, merge_equals_args, parse_key_value_pair
-
+    """Parse ``key=value`` arguments with Ultralytics' own parser (bare boolean keys mean ``True``); keys are
+    checked against Ultralytics' and :data:`OUR_KEYS`."""
     overrides: dict[str, Any] = {}
-    for arg in merge_equals_args(args):
+    for arg in compat.merge_equals_args(args):
         arg = arg.removeprefix("--")
         if "=" in arg:
-            key, value = parse_key_value_pair(arg)
+            key, value = compat.parse_key_value_pair(arg)
             overrides[key] = value
-        elif isinstance(DEFAULT_CFG_DICT.get(arg), bool):
+        elif isinstance(compat.DEFAULT_CFG_DICT.get(arg), bool):
             overrides[arg] = True
         else:
             check_keys({arg: ""})
             raise SyntaxError(f"argument '{arg}' needs a value, i.e. '{arg}=VALUE'")
-    ours = {k: overrides.pop(k) for k in OUR_KEYS if k in overrides}
     check_keys(overrides)
-    return {**overrides, **ours}
-
-
-class ArgumentError(ValueError):
-    """A ``key=value`` argument of the wrong type or out of range (one line, exit status 2)."""
+    return overrides
 
 
 # Numbers Ultralytics' check_cfg leaves unchecked that must not be negative (it checks epochs >= 1, fractions ...).
@@ -143,10 +128,8 @@ def check_arguments(overrides: dict[str, Any]) -> None:
     ``[h, w]``), ``batch`` a positive integer, ``-1`` (AutoBatch) or a fraction in (0, 1) (AutoBatch's share of
     GPU memory), and :data:`NON_NEGATIVE` counts not negative.
     """
-    from ultralytics.cfg import check_cfg
-
     try:
-        check_cfg(dict(overrides), hard=True)
+        compat.check_cfg({k: v for k, v in overrides.items() if k not in OUR_KEYS}, hard=True)
     except (TypeError, ValueError) as error:
         raise ArgumentError(str(error)) from None
     if "imgsz" in overrides:
@@ -178,10 +161,8 @@ def resolve_dataset(data: str) -> str:
 
 def run_mode(mode: str, args: list[str]) -> int:
     """Run one of Ultralytics' modes on our model with Ultralytics' arguments."""
-    from ultralytics.utils import ASSETS
-
     overrides = parse_overrides(args)
-    backbone_weights = overrides.pop("backbone_weights", None)
+    backbone_weights = overrides.get("backbone_weights")
     if backbone_weights and mode != "train":
         raise ValueError("backbone_weights= is a train argument")
     check_arguments(overrides)
@@ -192,7 +173,7 @@ def run_mode(mode: str, args: list[str]) -> int:
     if isinstance(overrides.get("data"), str):
         overrides["data"] = resolve_dataset(overrides["data"])
     if mode == "predict":
-        overrides.setdefault("source", ASSETS)
+        overrides.setdefault("source", compat.ASSETS)
     elif mode == "track" and "source" not in overrides:
         raise ValueError("track needs a video: source=PATH (a file, a folder of frames, or a stream URL)")
     elif mode == "export":
@@ -205,7 +186,6 @@ def run_mode(mode: str, args: list[str]) -> int:
             overrides["trainer"] = trainer
         if backbone_weights:
             check_weights_name(backbone_weights, model.model)
-            overrides["backbone_weights"] = backbone_weights
     try:
         with restricted_loading():  # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only
             if mode in {"predict", "track"}:  # as `yolo` does: results handled one by one, never kept for a video
@@ -213,19 +193,19 @@ def run_mode(mode: str, args: list[str]) -> int:
                     pass
             else:
                 getattr(model, mode)(**overrides)
-    except RuntimeError as error:  # Ultralytics' trainer wraps any dataset problem: "Dataset 'x' error ❌ <cause>"
-        if str(error).startswith("Dataset '") and error.__cause__ is not None:
-            reason = one_line(error.__cause__).replace("❌", "").strip()
-            raise ArgumentError(f"data={overrides.get('data', '(default)')}: {reason}") from None
-        raise
+    except RuntimeError as error:  # Ultralytics' trainer wraps any dataset problem
+        cause = compat.dataset_error_cause(error)
+        if cause is None:
+            raise
+        reason = one_line(cause).replace("❌", "").strip()
+        raise ArgumentError(f"data={overrides.get('data', '(default)')}: {reason}") from None
     return 0
 
 
 def check_weights_name(backbone_weights: Any, model: Any) -> None:
     """A weights name (``backbone_weights=imagenet``) must exist for the model's PP-LCNet scale: checked before
     the dataset is read or anything downloads (a file path is checked when it is loaded)."""
-    from lcnet_yolo.hub import is_weights_name, url_for
-    from lcnet_yolo.integration import find_backbone
+    from lcnet_yolo.io.hub import is_weights_name, url_for
 
     if is_weights_name(backbone_weights):
         url_for(backbone_weights, find_backbone(model).scale)
@@ -233,7 +213,7 @@ def check_weights_name(backbone_weights: Any, model: Any) -> None:
 
 def weights_command(args: list[str]) -> int:
     """``lcnet-yolo weights``: the ImageNet weights names, their scales and URLs, and what is cached."""
-    from lcnet_yolo.hub import listing
+    from lcnet_yolo.io.hub import listing
 
     if args:
         raise ValueError("usage: lcnet-yolo weights")
@@ -244,9 +224,6 @@ def weights_command(args: list[str]) -> int:
 def zoo_table(imgsz: int = 640) -> str:
     """Markdown table of parameters and GFLOPs of our detectors next to Ultralytics' YOLOv8n-x (built from YAML)."""
     from ultralytics import YOLO
-    from ultralytics.utils.torch_utils import get_flops, get_num_params
-
-    from lcnet_yolo.integration import find_backbone
 
     rows = [f"| model | backbone | params (M) | GFLOPs @{imgsz} |", "|---|---|---:|---:|"]
     for scale in "nsmlx":
@@ -261,7 +238,7 @@ def zoo_table(imgsz: int = 640) -> str:
                 backbone = f"PP-LCNet x{width:g}" if width % 1 else f"PP-LCNet x{width:.1f}"
             else:
                 backbone = "CSPDarknet (YOLOv8)"
-            params, flops = get_num_params(model) / 1e6, get_flops(model, imgsz)
+            params, flops = compat.get_num_params(model) / 1e6, compat.get_flops(model, imgsz)
             rows.append(f"| {Path(name).stem} | {backbone} | {params:.2f} | {flops:.1f} |")
     return "\n".join(rows)
 
@@ -336,16 +313,13 @@ def demo(args: list[str]) -> int:
     return 0
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input: reported in one line, exit status 2."""
-    from lcnet_yolo.data import DatasetError
-
-    return FileNotFoundError, ValueError, SyntaxError, DatasetError, formats.MissingPackageError
+# Exceptions that mean bad input: reported in one line, exit status 2 (Ultralytics' argument checks raise the others).
+USER_ERRORS = (LCNetYoloError, FileNotFoundError, ValueError, SyntaxError, formats.MissingPackageError)
 
 
 def convert_command(args: list[str]) -> int:
     """``lcnet-yolo convert SRC.pt [DST.safetensors]``: a checkpoint as tensors plus a metadata block."""
-    from lcnet_yolo.checkpoints import convert
+    from lcnet_yolo.io.safetensors import convert
 
     if not 1 <= len(args) <= 2:
         raise ValueError("usage: lcnet-yolo convert SRC.pt [DST.safetensors]")
@@ -390,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_mode(command, rest)
         print(f"lcnet-yolo: unknown command '{command}'; run `lcnet-yolo --help`", file=sys.stderr)
         return 2
-    except _user_errors() as error:
+    except USER_ERRORS as error:
         print(f"lcnet-yolo {command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:  # a package of an optional format or of tracking: name the extra

@@ -7,6 +7,9 @@ derives from the built-in exception a caller would already catch (``ValueError``
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 __all__ = [
     "ArgumentError",
     "DatasetError",
@@ -15,6 +18,9 @@ __all__ = [
     "MissingPackageError",
     "WeightsError",
     "WeightsFileNotFoundError",
+    "existing_file",
+    "file_error",
+    "short_reason",
 ]
 
 
@@ -46,3 +52,28 @@ class ArgumentError(LCNetYoloError, ValueError):
 
 class MissingPackageError(LCNetYoloError, ImportError):
     """An optional package a format or mode needs is not installed; the message names the extra to install."""
+
+
+def short_reason(error: BaseException, limit: int = 160) -> str:
+    """The first sentence of an exception's message, with its type: enough to identify it, no traceback wall."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = re.split(r"(?<=[a-z)])\. ", text)[0]
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def file_error(path: str | Path, reason: str) -> WeightsError:
+    """The error for an unusable weights file: one line, starting with its path."""
+    return WeightsError(f"{path}: {reason}")
+
+
+def existing_file(path: str | Path) -> Path:
+    """``path`` as a ``Path`` if it is a non-empty file, else the :class:`WeightsError` saying what it is."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsFileNotFoundError(f"{path}: no such file")
+    if not path.is_file():
+        raise file_error(path, "not a file")
+    if path.stat().st_size == 0:
+        raise file_error(path, "the file is empty (0 bytes): an interrupted download or write?")
+    return path

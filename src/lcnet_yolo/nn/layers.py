@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import Classify, Conv
 
 from lcnet_yolo.nn.pplcnet import ACTIVATIONS, ConvBNAct, PPLCNet
+from lcnet_yolo.plugin.compat import Classify, Conv
 
 BACKBONE_BN_EPS = 1e-5
 BACKBONE_BN_MOMENTUM = 0.03

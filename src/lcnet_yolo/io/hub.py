@@ -5,7 +5,7 @@ scale in :data:`WEIGHTS`. :func:`fetch` downloads it once, with a progress bar, 
 (``$LCNET_YOLO_WEIGHTS_DIR``, default ``$LCNET_YOLO_HOME/weights``):
 
 * the download goes to ``NAME.PID.part`` in the cache folder, is fsynced, read through the same safe reader as a
-  local file (:func:`lcnet_yolo.weights.load_pretrained`: a pickle that would run code is refused), checked to
+  local file (:func:`lcnet_yolo.io.weights.load_pretrained`: a pickle that would run code is refused), checked to
   fit the scale, and only then renamed to its final name: an interrupted download never leaves a file that
   looks complete;
 * its size and SHA-256 are recorded next to it (``FILE.json``) on the first download and checked on every later
@@ -18,7 +18,6 @@ Nothing else in lcnet-yolo goes online, and ``YOLO_OFFLINE`` keeps Ultralytics o
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import json
@@ -30,7 +29,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lcnet_yolo.weights import WeightsError
+from lcnet_yolo.io.errors import HubError, WeightsError
+from lcnet_yolo.io.paths import lcnet_yolo_home
+from lcnet_yolo.io.runs import AtomicPath, fsync_dir
+from lcnet_yolo.plugin.compat import LOGGER, TQDM
+from lcnet_yolo.version import __version__
 
 __all__ = [
     "WEIGHTS",
@@ -77,10 +80,6 @@ WEIGHTS: dict[str, dict[float, str]] = {
         1.0: "https://huggingface.co/timm/lcnet_100.ra2_in1k/resolve/main/model.safetensors",
     },
 }
-
-
-class HubError(WeightsError):
-    """A weights name that does not resolve, a failed download, or a cached file that changed (one line)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -139,8 +138,6 @@ def weights_dir() -> Path:
     """Cache folder of downloaded weights: ``$LCNET_YOLO_WEIGHTS_DIR``, else ``$LCNET_YOLO_HOME/weights``."""
     if os.environ.get(WEIGHTS_DIR_ENV):
         return Path(os.environ[WEIGHTS_DIR_ENV]).expanduser()
-    from lcnet_yolo.data import lcnet_yolo_home
-
     return lcnet_yolo_home() / "weights"
 
 
@@ -187,27 +184,9 @@ def read_record(path: Path) -> dict | None:
     raise HubError(f"{record} is not a valid weights record; delete it and {path.name} to download again")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    part = path.with_name(f"{path.name}.{os.getpid()}.part")
-    with open(part, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(part, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/file system lets a folder be opened and synced
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_record(path: Path, url: str, size: int, sha256: str, how: str) -> dict:
     record = {"url": url, "size": size, "sha256": sha256, "recorded": time.strftime("%Y-%m-%d %H:%M:%S"), "how": how}
-    _write_atomically(record_path(path), (json.dumps(record, indent=1) + "\n").encode())
+    AtomicPath(record_path(path)).write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -250,11 +229,7 @@ def _reason(error: BaseException) -> str:
 
 def _download_to(url: str, part: Path) -> tuple[int, str]:
     """Stream ``url`` into ``part`` with a progress bar; returns size and SHA-256. Raises on a short response."""
-    from ultralytics.utils import TQDM
-
-    import lcnet_yolo
-
-    request = urllib.request.Request(url, headers={"User-Agent": f"lcnet-yolo/{lcnet_yolo.__version__}"})
+    request = urllib.request.Request(url, headers={"User-Agent": f"lcnet-yolo/{__version__}"})
     digest, size = hashlib.sha256(), 0
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(part, "wb") as out:
         length = response.headers.get("Content-Length")
@@ -277,8 +252,8 @@ def _download_to(url: str, part: Path) -> tuple[int, str]:
 
 def _check_fits(part: Path, scale: float, source: str, outcome: str = "nothing was cached") -> None:
     """Read the file with the safe reader and load it into a fresh PP-LCNet of ``scale``."""
-    from lcnet_yolo.nn import PPLCNet
-    from lcnet_yolo.weights import load_pretrained
+    from lcnet_yolo.io.weights import load_pretrained  # here: load_pretrained resolves names through this module
+    from lcnet_yolo.nn.pplcnet import PPLCNet
 
     try:
         load_pretrained(PPLCNet(scale, features_only=True), part, strict=True)
@@ -303,8 +278,6 @@ def fetch(name: str, scale: float) -> Path:
             try:
                 _write_record(path, url, size, sha256, how="found in the cache (put there by hand)")
             except OSError as error:  # a read-only cache still serves its files
-                from ultralytics.utils import LOGGER
-
                 LOGGER.warning(f"{path}: size and SHA-256 not recorded ({error})")
         elif (size, sha256) != (record["size"], record["sha256"]):
             raise HubError(
@@ -322,8 +295,6 @@ def fetch(name: str, scale: float) -> Path:
             f"cannot write the weights cache {path.parent} ({error}); set ${WEIGHTS_DIR_ENV} to a writable folder"
         ) from None
     part = path.with_name(f"{path.name}.{os.getpid()}.part")
-    from ultralytics.utils import LOGGER
-
     LOGGER.info(f"Downloading {name} weights for PP-LCNet {scale_text(scale)}: {url} -> {path}")
     try:
         try:
@@ -345,7 +316,7 @@ def fetch(name: str, scale: float) -> Path:
             os.replace(part, path)
         except OSError as error:
             raise HubError(f"cannot store {path} ({error}); nothing was cached") from None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         part.unlink(missing_ok=True)
     return path

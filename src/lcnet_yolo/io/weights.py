@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lcnet_yolo.checkpoints import scoped_safe_globals
-from lcnet_yolo.nn.pplcnet import NET_CONFIG, SCALES, PPLCNet, make_divisible
+from lcnet_yolo.io.errors import WeightsError, WeightsFileNotFoundError
+from lcnet_yolo.io.safe_load import scoped_safe_globals
+from lcnet_yolo.nn.pplcnet import NET_CONFIG, SCALES, make_divisible
+from lcnet_yolo.nn.registry import find_backbone
 
 __all__ = [
     "PRETRAINED_BN_EPS",
@@ -53,14 +55,6 @@ PRETRAINED_BN_EPS = 1e-5  # PaddleClas and timm train PP-LCNet with BatchNorm ep
 READABLE_FORMATS = "PaddleClas .pdparams (pickle of numpy arrays), PyTorch .pt/.pth/.bin (torch.save), .safetensors"
 HEAD_PREFIXES = ("last_conv.", "fc.")
 SCALE_PROBE_KEY = "blocks6.1.pw_conv.conv.weight"  # out channels make_divisible(512 * scale) differ per scale
-
-
-class WeightsError(ValueError):
-    """A weights file that cannot be read, or that does not fit the model."""
-
-
-class WeightsFileNotFoundError(WeightsError, FileNotFoundError):
-    """The weights file does not exist."""
 
 
 @dataclass
@@ -377,17 +371,6 @@ def _strict_error(report: LoadReport) -> WeightsError:
     return WeightsError("\n".join(lines))
 
 
-def _find_backbone(model: nn.Module) -> tuple[str, nn.Module]:
-    """``model`` itself if it is a PP-LCNet (or not a container of one), else its only PP-LCNet submodule."""
-    if isinstance(model, PPLCNet):
-        return "", model
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, PPLCNet)]
-    if len(found) > 1:
-        names = ", ".join(name for name, _ in found)
-        raise WeightsError(f"the model holds {len(found)} PP-LCNet modules ({names}); pass the one to load into")
-    return found[0] if found else ("", model)
-
-
 def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
     """Load PaddleClas, timm or lcnet-yolo PP-LCNet weights into ``model`` and say what was done.
 
@@ -398,15 +381,19 @@ def load_pretrained(model: nn.Module, path: str | Path, strict: bool = True) -> 
     ``num_classes=0``). Every BatchNorm that receives weights gets ``eps=1e-5``, the value they were trained
     with. PaddleClas' inference-time dropout scaling is folded into ``fc.weight`` (``p = model.dropout_rate``).
     A model that contains one PP-LCNet (an Ultralytics detector built from our YAMLs) loads into that module.
-    ``path`` may also be a name from :data:`lcnet_yolo.hub.WEIGHTS` (``"imagenet"``, ``"imagenet-ssld"``,
+    ``path`` may also be a name from :data:`lcnet_yolo.io.hub.WEIGHTS` (``"imagenet"``, ``"imagenet-ssld"``,
     ``"timm"``): the publisher's file for the model's scale, downloaded once and cached.
     """
-    from lcnet_yolo.hub import resolve_weights
+    from lcnet_yolo.io.hub import resolve_weights  # hub checks downloads with this function: imported here
 
-    path = resolve_weights(path, getattr(_find_backbone(model)[1], "scale", None))  # a name -> its cached file
-    path = _existing_file(path)
+    container = model
+    try:
+        model = find_backbone(container)
+    except ValueError as error:
+        raise WeightsError(str(error)) from None
+    path = _existing_file(resolve_weights(path, model.scale))  # a name -> its cached file
     raw = read_checkpoint(path)
-    submodule, model = _find_backbone(model)
+    submodule = next(name for name, m in container.named_modules() if m is model)
     fmt = _detect_format(raw)
     notes = []
     if fmt == "paddleclas":

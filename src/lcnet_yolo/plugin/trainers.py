@@ -1,131 +1,53 @@
-"""The glue to Ultralytics, kept in one place.
+"""Our trainers: Ultralytics' detection and classification trainers plus three things they lack.
 
-* :func:`register` makes our YAML layers and packaged model YAMLs known to Ultralytics: ``parse_model`` looks
-  module names up in the globals of ``ultralytics.nn.tasks`` and finds YAMLs through its ``check_yaml``. It runs
-  on ``import lcnet_yolo`` and is idempotent.
-* :func:`ensure_local_fonts` gives Ultralytics' plots their font from matplotlib's bundled DejaVu Sans, so
-  plotting never tries to download ``Arial.ttf``.
-* :class:`LCNetDetectionTrainer` and :class:`LCNetClassificationTrainer` are Ultralytics' trainers plus one
-  argument, ``backbone_weights``: a PP-LCNet ImageNet checkpoint loaded into the backbone each time the trainer
-  builds a fresh model; and, for arguments the user left unset, defaults that train on small datasets
-  (:class:`TrainingDefaults`).
+* ``backbone_weights=PATH|NAME`` (:class:`BackboneWeightsTrainer`): PP-LCNet ImageNet weights loaded into the
+  backbone each time the trainer builds a fresh model;
+* defaults that train on small datasets, for arguments the user left unset (:class:`TrainingDefaults`);
+* runs that are safe to start, kill and resume (:class:`ReliableTrainerMixin`).
 
-Nothing else from Ultralytics is replaced: training, losses, metrics, NMS and export are its own.
+Nothing else from Ultralytics is replaced: training, losses, metrics, NMS and export are its own. The trainer
+methods we override are listed in :data:`lcnet_yolo.plugin.compat.TRAINER_HOOKS`.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 from torch import nn
-from ultralytics.models.yolo.classify import ClassificationTrainer
-from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, RANK, USER_CONFIG_DIR, YAML, colorstr
 
-from lcnet_yolo.checkpoints import ReliableTrainerMixin
-from lcnet_yolo.nn.layers import Classifier, PPLCNetBackbone
-from lcnet_yolo.nn.neck import LCBlock, LCDown
+from lcnet_yolo.datacheck import check_dataset, refuse_download_script  # MERGE: lcnet_yolo.data
+from lcnet_yolo.io.errors import file_error
+from lcnet_yolo.io.model_yaml import check_model_yaml
+from lcnet_yolo.io.runs import AtomicPath, reserve_save_dir, trim_results_csv
+from lcnet_yolo.io.safe_load import restricted_loading, safe_load
+from lcnet_yolo.io.weights import load_pretrained
+from lcnet_yolo.nn.pplcnet import PPLCNet
+from lcnet_yolo.plugin.compat import (
+    DEFAULT_CFG,
+    DEFAULT_CFG_DICT,
+    LOGGER,
+    RANK,
+    YAML,
+    ClassificationTrainer,
+    DetectionTrainer,
+    cfg2dict,
+    colorstr,
+)
 
-MODELS_DIR = Path(__file__).parent / "cfg" / "models"
-LAYERS = {
-    "PPLCNetBackbone": PPLCNetBackbone,
-    "LCBlock": LCBlock,
-    "LCDown": LCDown,
-    "Classifier": Classifier,
-}
-PLOT_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")  # the names Ultralytics' plotting asks check_font for
-_registered = False
+__all__ = [
+    "BackboneWeightsTrainer",
+    "LCNetClassificationTrainer",
+    "LCNetDetectionTrainer",
+    "ReliableTrainerMixin",
+    "TrainingDefaults",
+]
 
-
-def packaged_models() -> list[str]:
-    """Names of the model YAMLs shipped with lcnet-yolo."""
-    return sorted(p.name for p in MODELS_DIR.glob("*.yaml"))
-
-
-def resolve_model(name: str | Path) -> str:
-    """Return what to give ``YOLO()`` for a model name: an existing file, a packaged YAML of ours (``.yaml`` may be
-    left out), or one of Ultralytics' own YAML names (e.g. ``yolov8n.yaml``, for comparisons).
-
-    Raises ``FileNotFoundError`` listing the packaged models when ``name`` is none of these.
-    """
-    path = Path(str(name))
-    if path.exists():
-        return str(path)
-    for candidate in (path.name, f"{path.name}.yaml"):
-        if (MODELS_DIR / candidate).is_file():
-            return str(MODELS_DIR / candidate)
-    if "pplcnet" not in path.name and path.suffix in {".yaml", ".yml"}:
-        from ultralytics.nn.tasks import yaml_model_load
-
-        try:
-            yaml_model_load(path)
-            return str(name)
-        except FileNotFoundError:
-            pass
-    raise FileNotFoundError(
-        f"model '{name}' is neither a file nor a packaged model; packaged models: {', '.join(packaged_models())}"
-    )
-
-
-def ensure_local_fonts() -> None:
-    """Copy matplotlib's DejaVu Sans to Ultralytics' config dir as the fonts its plots ask for, if missing."""
-    import matplotlib
-
-    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    for name in PLOT_FONTS:
-        target = USER_CONFIG_DIR / name
-        if not target.exists() and source.is_file():
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
-            except OSError as error:  # a read-only config dir must not break `import lcnet_yolo`
-                LOGGER.warning(f"could not provide plot font {target}: {error}")
-
-
-def register() -> None:
-    """Make our layers and model YAMLs known to Ultralytics (safe to call more than once)."""
-    global _registered
-    if _registered:
-        return
-    from ultralytics.nn import tasks
-
-    tasks.__dict__.update(LAYERS)
-    ultralytics_check_yaml = tasks.check_yaml
-
-    def check_yaml(file, *args, **kwargs):
-        packaged = MODELS_DIR / Path(str(file)).name
-        if not Path(str(file)).exists() and packaged.is_file():
-            return str(packaged)
-        if "pplcnet" in Path(str(file)).name and not Path(str(file)).exists():
-            resolve_model(file)  # raises with the list of packaged models
-        return ultralytics_check_yaml(file, *args, **kwargs)
-
-    tasks.check_yaml = check_yaml
-    ensure_local_fonts()
-    _registered = True
-
-
-def find_backbone(model: nn.Module) -> PPLCNetBackbone:
-    """The PP-LCNet backbone inside an Ultralytics model (``ValueError`` if there is none)."""
-    for module in model.modules():
-        if isinstance(module, PPLCNetBackbone):
-            return module
-    raise ValueError("this model has no PPLCNetBackbone layer to load PP-LCNet weights into")
-
-
-def load_backbone_weights(model: nn.Module, path: str | Path) -> Any:
-    """Load a PP-LCNet ImageNet checkpoint (PaddleClas ``.pdparams``, timm or PyTorch file, or a name such as
-    ``"imagenet"`` from :data:`lcnet_yolo.hub.WEIGHTS`) into ``model``'s backbone with
-    :func:`lcnet_yolo.weights.load_pretrained`; classifier-head keys are skipped. Returns its report.
-    """
-    from lcnet_yolo.weights import load_pretrained
-
-    report = load_pretrained(find_backbone(model), path, strict=True)
-    LOGGER.info(f"Loaded PP-LCNet backbone weights from {report.path}")
-    return report
+MIN_STEPS_PER_EPOCH = 8  # below this, the nominal batch is lowered (see TrainingDefaults)
+# What a PP-LCNet detector gets when the user leaves `optimizer` unset (BENCHMARKS.md, "Defaults that train"):
+# AdamW at Ultralytics' default lr0 instead of its automatic choice (AdamW at 0.002 for one class).
+PPLCNET_DETECT_RECIPE = {"optimizer": "AdamW", "lr0": DEFAULT_CFG_DICT["lr0"]}
 
 
 class BackboneWeightsTrainer:
@@ -147,14 +69,9 @@ class BackboneWeightsTrainer:
         """Build the model as Ultralytics does, then load ``backbone_weights`` into its backbone."""
         model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
         if self.backbone_weights and not self.resume:
-            load_backbone_weights(model, self.backbone_weights)
+            report = load_pretrained(model, self.backbone_weights, strict=True)
+            LOGGER.info(f"Loaded PP-LCNet backbone weights from {report.path}")
         return model
-
-
-MIN_STEPS_PER_EPOCH = 8  # below this, the nominal batch is lowered (see TrainingDefaults)
-# What a PP-LCNet detector gets when the user leaves `optimizer` unset (BENCHMARKS.md, "Defaults that train"):
-# AdamW at Ultralytics' default lr0 instead of its automatic choice (AdamW at 0.002 for one class).
-PPLCNET_DETECT_RECIPE = {"optimizer": "AdamW", "lr0": DEFAULT_CFG_DICT["lr0"]}
 
 
 def user_set_keys(cfg: Any, overrides: dict | None) -> set[str]:
@@ -162,8 +79,6 @@ def user_set_keys(cfg: Any, overrides: dict | None) -> set[str]:
     the keys of a custom ``cfg`` whose values differ from Ultralytics' defaults."""
     keys = set(overrides or {})
     if cfg is not None and cfg is not DEFAULT_CFG:
-        from ultralytics.cfg import cfg2dict
-
         keys |= {k for k, v in cfg2dict(cfg).items() if DEFAULT_CFG_DICT.get(k, object()) != v}
     return keys
 
@@ -175,8 +90,8 @@ def small_dataset_accumulate(batches_per_epoch: int, nominal_accumulate: int) ->
 
 
 def has_pplcnet_backbone(model: nn.Module) -> bool:
-    """Whether ``model`` holds a :class:`PPLCNetBackbone`."""
-    return any(isinstance(m, PPLCNetBackbone) for m in model.modules())
+    """Whether ``model`` holds a PP-LCNet (the ``PPLCNetBackbone`` row of our YAMLs)."""
+    return any(isinstance(m, PPLCNet) for m in model.modules())
 
 
 class TrainingDefaults:
@@ -247,6 +162,86 @@ class TrainingDefaults:
                 f"(BENCHMARKS.md, 'Defaults that train')."
             )
         return super().build_optimizer(model, name, lr, momentum, decay, iterations)
+
+
+def _safe_load_local(source: object) -> None:
+    """:func:`safe_load` a trainer's ``model=``/``pretrained=`` value when it is a local ``.pt`` (an official
+    Ultralytics name without a folder, not present here, is left to Ultralytics to download)."""
+    if isinstance(source, str | Path) and str(source).lower().endswith(".pt"):
+        path = Path(source)
+        if path.exists() or path.parent != Path("."):
+            safe_load(path)
+
+
+class ReliableTrainerMixin:
+    """Mix into an Ultralytics trainer (``class T(ReliableTrainerMixin, DetectionTrainer)``) for safe runs.
+
+    * the run directory is claimed with :func:`reserve_save_dir` (no two runs share one);
+    * ``last.pt``/``best.pt`` are written through :class:`AtomicPath` (a kill never leaves half a file);
+    * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows);
+    * with ``check_data`` (default), a ``data.yaml`` whose ``download`` script Ultralytics would run is
+      refused, and a detection dataset is checked by :func:`lcnet_yolo.data.check_dataset` first:
+      each file Ultralytics will skip is named once with its reason, then the counts. It opens every image
+      once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it;
+    * every ``.pt`` the trainer opens itself (the checkpoint to resume, ``model=``/``pretrained=`` files) is
+      checked by :func:`safe_load` and read under :func:`restricted_loading`, and every model definition it
+      builds from a dict (a checkpoint's YAML, when fine-tuning or resuming) passes :func:`check_model_yaml`.
+    """
+
+    check_data: bool = True
+
+    def __init__(self, cfg=None, overrides: dict | None = None, _callbacks=None):
+        cfg = DEFAULT_CFG if cfg is None else cfg
+        overrides = dict(overrides or {})
+        if not overrides.get("resume") and not overrides.get("save_dir"):
+            overrides["save_dir"] = str(reserve_save_dir(cfg, overrides))
+        super().__init__(cfg, overrides, _callbacks)
+        self.last, self.best = AtomicPath(self.last), AtomicPath(self.best)
+        if not self.resume:  # YOLO.train opens ``pretrained=`` itself (weights_only=False) after building the trainer
+            _safe_load_local(self.args.pretrained)
+
+    def check_resume(self, overrides) -> None:
+        resume = self.args.resume
+        checked = None
+        if resume and isinstance(resume, str | Path) and Path(resume).is_file():
+            safe_load(resume)  # one clear error for a damaged or refused file (Ultralytics says "not found")
+            checked = Path(resume).resolve()
+        with restricted_loading():
+            super().check_resume(overrides)
+        if self.resume and Path(self.args.model).resolve() != checked:  # the latest run, found by Ultralytics
+            safe_load(self.args.model)
+
+    def setup_model(self):
+        if isinstance(self.model, nn.Module):
+            return super().setup_model()
+        _safe_load_local(self.model)
+        with restricted_loading():
+            return super().setup_model()
+
+    def get_model(self, cfg=None, weights=None, verbose: bool = True):
+        if isinstance(cfg, dict):  # a checkpoint's model YAML (fine-tuning or resuming); Ultralytics evals parts of it
+            try:
+                check_model_yaml(cfg)
+            except ValueError as error:
+                raise file_error(self.args.model, f"refused: the model YAML of its network {error}") from None
+        return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+
+    def get_dataset(self) -> dict:
+        if self.check_data:
+            refuse_download_script(self.args.data)
+        data = super().get_dataset()
+        if self.check_data and self.args.task == "detect" and RANK in {-1, 0} and data.get("train"):
+            check_dataset(data, log=self.log_data_check)
+        return data
+
+    def log_data_check(self, line: str) -> None:
+        """Where the dataset check's lines go (Ultralytics' logger)."""
+        LOGGER.info(f"data check: {line}")
+
+    def resume_training(self, ckpt) -> None:
+        super().resume_training(ckpt)
+        if ckpt is not None and self.resume:
+            trim_results_csv(self.csv, self.start_epoch)
 
 
 class LCNetDetectionTrainer(TrainingDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer):
