@@ -43,9 +43,7 @@ import contextlib
 import io
 import logging
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import ultralytics
 from ultralytics.cfg import (
     cfg2dict,
     check_cfg,
@@ -123,7 +121,6 @@ __all__ = [
 ]
 
 ULTRALYTICS_VERSION = "8.4.190"  # the release every entry of this module is checked against
-INSTALLED_VERSION = ultralytics.__version__
 
 # BaseTrainer methods our trainers override (lcnet_yolo.plugin.trainers), with the parameters they pass on.
 TRAINER_HOOKS: dict[str, tuple[str, ...]] = {
@@ -208,8 +205,3 @@ def dataset_error_cause(error: BaseException) -> BaseException | None:
     if isinstance(error, RuntimeError) and str(error).startswith(DATASET_ERROR_PREFIX):
         return error.__cause__
     return None
-
-
-def ultralytics_file(*parts: str) -> Path:
-    """A file inside the installed Ultralytics package (e.g. its ``cfg/models`` YAMLs)."""
-    return Path(ultralytics.__file__).parent.joinpath(*parts)
