@@ -19,21 +19,23 @@ from PIL import Image
 from lcnet_yolo import data
 from lcnet_yolo.data import (
     DatasetError,
-    Window,
     build_neon_trees,
-    clip_boxes_to_window,
-    grid_windows,
-    overlapping_starts,
-    parse_voc,
-    partition_edges,
-    plan_source_tiles,
     read_manifest,
     resolve_data,
     verify_dataset,
+)
+from lcnet_yolo.data import deepforest_wheel as wheel_module  # defines what the tests patch
+from lcnet_yolo.data.neon_trees import parse_voc, plan_source_tiles
+from lcnet_yolo.data.tiling import (
+    Window,
+    clip_boxes_to_window,
+    grid_windows,
+    overlapping_starts,
+    partition_edges,
     yolo_label_lines,
 )
 
-SRC = str(Path(data.__file__).resolve().parents[1])
+SRC = str(Path(data.__file__).resolve().parents[2])  # src/, above lcnet_yolo/data/__init__.py
 
 
 # ------------------------------------------------------------------------------------------------ tiling rules (fast)
@@ -167,13 +169,13 @@ def test_failed_download_says_how_to_build_offline(tmp_path, monkeypatch):
     monkeypatch.setenv(data.HOME_ENV, str(tmp_path))
     monkeypatch.delenv(data.WHEEL_ENV, raising=False)
     failure = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for deepforest==2.1.0\n")
-    monkeypatch.setattr(data, "_run_pip_download", lambda dest: failure)
+    monkeypatch.setattr(wheel_module, "_run_pip_download", lambda dest: failure)
     with pytest.raises(DatasetError, match=f"No matching distribution.*set {data.WHEEL_ENV}"):
         build_neon_trees()
 
 
 def test_wheel_with_missing_files_is_a_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEEPFOREST_WHEEL_SHA256", None)  # accept a stand-in wheel
+    monkeypatch.setattr(wheel_module, "DEEPFOREST_WHEEL_SHA256", None)  # accept a stand-in wheel
     wheel = tmp_path / "stand-in.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("deepforest/__init__.py", "")
@@ -363,7 +365,7 @@ def test_damaged_cached_wheel_is_downloaded_again(deepforest_wheel, tmp_path, mo
         shutil.copy(deepforest_wheel, dest / data.DEEPFOREST_WHEEL_NAME)
         return subprocess.CompletedProcess([], 0, "", "")
 
-    monkeypatch.setattr(data, "_run_pip_download", fake_pip)
+    monkeypatch.setattr(wheel_module, "_run_pip_download", fake_pip)
     assert data.fetch_deepforest_wheel() == cached
     assert len(calls) == 1 and cached.stat().st_size == deepforest_wheel.stat().st_size
     out = capsys.readouterr().out

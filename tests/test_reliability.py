@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from lcnet_yolo.checkpoints import AtomicPath, ReliableTrainerMixin, reserve_save_dir, safe_load, trim_results_csv
-from lcnet_yolo.data import make_synthetic_dataset
-from lcnet_yolo.datacheck import DatasetError, check_dataset, check_split
+from lcnet_yolo.data import DatasetError, check_dataset, check_split, make_synthetic_dataset
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC), "YOLO_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}

@@ -663,7 +663,7 @@ class ReliableTrainerMixin:
     * ``last.pt``/``best.pt`` are written through :class:`AtomicPath` (a kill never leaves half a file);
     * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows);
     * with ``check_data`` (default), a ``data.yaml`` whose ``download`` script Ultralytics would run is
-      refused, and a detection dataset is checked by :func:`lcnet_yolo.datacheck.check_dataset` first:
+      refused, and a detection dataset is checked by :func:`lcnet_yolo.data.check_dataset` first:
       each file Ultralytics will skip is named once with its reason, then the counts. It opens every image
       once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it;
     * every ``.pt`` the trainer opens itself (the checkpoint to resume, ``model=``/``pretrained=`` files) is
@@ -714,7 +714,7 @@ class ReliableTrainerMixin:
     def get_dataset(self) -> dict:
         from ultralytics.utils import RANK
 
-        from lcnet_yolo.datacheck import check_dataset, refuse_download_script
+        from lcnet_yolo.data import check_dataset, refuse_download_script
 
         if self.check_data:
             refuse_download_script(self.args.data)

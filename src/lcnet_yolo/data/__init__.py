@@ -1,0 +1,75 @@
+"""Datasets in Ultralytics' YOLO format: the ones lcnet-yolo builds by name, a synthetic one, and a dataset check.
+
+=============================  =====================================================================================
+Module                         What it holds
+=============================  =====================================================================================
+:mod:`.neon_trees`             the ``neon-trees`` dataset (NEON aerial tree crowns): VOC parsing, tile plan, build
+                               with manifest, verification and lock
+:mod:`.deepforest_wheel`       the deepforest 2.1.0 wheel the NEON data comes from: download, SHA-256, members
+:mod:`.tiling`                 pure geometry: tile windows, box clipping, YOLO label rows
+:mod:`.synthetic`              :func:`make_synthetic_dataset`, rectangles on noise for tests and demos
+:mod:`.check`                  :func:`check_dataset`, a read-only check of what Ultralytics will skip, and
+                               :func:`refuse_download_script`
+:mod:`.cache`                  the cache folder (``$LCNET_YOLO_HOME``) and file digests
+=============================  =====================================================================================
+
+:data:`DATASETS` names the datasets lcnet-yolo builds itself; :func:`resolve_data` turns such a name into its
+``data.yaml`` path. Every error is a :class:`DatasetError` (:mod:`lcnet_yolo.io.errors`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lcnet_yolo.data import neon_trees
+from lcnet_yolo.data.cache import HOME_ENV, lcnet_yolo_home
+from lcnet_yolo.data.check import DatasetReport, FileIssue, check_dataset, check_split, refuse_download_script
+from lcnet_yolo.data.deepforest_wheel import DEEPFOREST_WHEEL_NAME, WHEEL_ENV, deepforest_image, fetch_deepforest_wheel
+from lcnet_yolo.data.neon_trees import (
+    HOLDOUT_GUARD,
+    MIN_BOX_SIDE,
+    TILE_SIZE,
+    build_neon_trees,
+    read_manifest,
+    verify_dataset,
+)
+from lcnet_yolo.data.synthetic import make_synthetic_dataset
+from lcnet_yolo.io.errors import DatasetError
+
+__all__ = [
+    "DATASETS",
+    "DEEPFOREST_WHEEL_NAME",
+    "HOLDOUT_GUARD",
+    "HOME_ENV",
+    "MIN_BOX_SIDE",
+    "TILE_SIZE",
+    "WHEEL_ENV",
+    "DatasetError",
+    "DatasetReport",
+    "FileIssue",
+    "build_neon_trees",
+    "check_dataset",
+    "check_split",
+    "deepforest_image",
+    "fetch_deepforest_wheel",
+    "lcnet_yolo_home",
+    "make_synthetic_dataset",
+    "read_manifest",
+    "refuse_download_script",
+    "resolve_data",
+    "verify_dataset",
+]
+
+
+DATASETS: dict[str, str] = {"neon-trees": neon_trees.DESCRIPTION}
+
+
+def resolve_data(name_or_path: str | Path) -> str:
+    """Map a dataset name (``neon-trees`` or ``neon-trees.yaml``) to its built ``data.yaml``; pass others through.
+
+    An existing file of that name takes precedence over the built-in dataset.
+    """
+    text = str(name_or_path)
+    if text in ("neon-trees", "neon-trees.yaml") and not Path(text).is_file():
+        return str(build_neon_trees())
+    return text
