@@ -18,6 +18,8 @@ from PIL import Image
 
 from lcnet_yolo import data
 from lcnet_yolo.data import (
+    DATASETS,
+    Dataset,
     DatasetError,
     build_neon_trees,
     read_manifest,
@@ -194,6 +196,25 @@ def test_refuses_to_overwrite_a_directory_it_did_not_build(tmp_path):
 def test_resolve_data_passes_other_values_through(tmp_path):
     assert resolve_data("coco8.yaml") == "coco8.yaml"
     assert resolve_data(tmp_path / "x.yaml") == str(tmp_path / "x.yaml")
+
+
+def test_every_registered_name_resolves_to_its_built_data_yaml(tmp_path, monkeypatch):
+    assert "neon-trees" in DATASETS
+    built = []
+    for name, dataset in list(DATASETS.items()):
+        assert dataset.name == name and dataset.description
+
+        def fake_build(name=name) -> Path:  # stands in for the real build: nothing is downloaded
+            built.append(name)
+            return tmp_path / name / "data.yaml"
+
+        monkeypatch.setitem(DATASETS, name, Dataset(name, dataset.description, fake_build))
+        for value in (name, f"{name}.yaml"):
+            assert Path(resolve_data(value)).name == "data.yaml"
+    assert built == [name for name in DATASETS for _ in range(2)]
+    monkeypatch.chdir(tmp_path)
+    Path("neon-trees.yaml").write_text("path: .\n")  # an existing file of that name wins over the registry
+    assert resolve_data("neon-trees.yaml") == "neon-trees.yaml"
 
 
 def test_synthetic_dataset_still_writes_valid_labels(tmp_path):

@@ -46,10 +46,10 @@ DEMO_IMAGE = "SOAP_031.png"  # an unlabelled NEON image shipped in the deepfores
 
 def _datasets() -> dict[str, str]:
     try:
-        from lcnet_yolo.data import DATASETS
+        from lcnet_yolo.data import dataset_descriptions
     except ImportError:
         return {}
-    return dict(DATASETS)
+    return dataset_descriptions()
 
 
 def help_text() -> str:
@@ -167,15 +167,6 @@ def check_arguments(overrides: dict[str, Any]) -> None:
             raise ArgumentError(f"'{key}={overrides[key]}' is invalid: '{key}' must be >= 0")
 
 
-def resolve_dataset(data: str) -> str:
-    """A dataset name from :data:`lcnet_yolo.data.DATASETS` becomes its (built) ``data.yaml``; else unchanged."""
-    if data in _datasets():
-        from lcnet_yolo.data import resolve_data
-
-        return resolve_data(data)
-    return data
-
-
 def run_mode(mode: str, args: list[str]) -> int:
     """Run one of Ultralytics' modes on our model with Ultralytics' arguments."""
     from ultralytics.utils import ASSETS
@@ -190,7 +181,9 @@ def run_mode(mode: str, args: list[str]) -> int:
     model = load_yolo(model_path, task=task)
     formats.check_model(model, model_path, task)
     if isinstance(overrides.get("data"), str):
-        overrides["data"] = resolve_dataset(overrides["data"])
+        from lcnet_yolo.data import resolve_data
+
+        overrides["data"] = resolve_data(overrides["data"])
     if mode == "predict":
         overrides.setdefault("source", ASSETS)
     elif mode == "track" and "source" not in overrides:

@@ -13,12 +13,15 @@ Module                         What it holds
 :mod:`.cache`                  the cache folder (``$LCNET_YOLO_HOME``) and file digests
 =============================  =====================================================================================
 
-:data:`DATASETS` names the datasets lcnet-yolo builds itself; :func:`resolve_data` turns such a name into its
-``data.yaml`` path. Every error is a :class:`DatasetError` (:mod:`lcnet_yolo.io.errors`).
+:data:`DATASETS` maps each name lcnet-yolo builds itself to a :class:`Dataset`; :func:`resolve_data` is the one
+place a ``data=`` value is turned into a ``data.yaml`` path. Every error is a :class:`DatasetError`
+(:mod:`lcnet_yolo.io.errors`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from lcnet_yolo.data import neon_trees
@@ -44,12 +47,14 @@ __all__ = [
     "MIN_BOX_SIDE",
     "TILE_SIZE",
     "WHEEL_ENV",
+    "Dataset",
     "DatasetError",
     "DatasetReport",
     "FileIssue",
     "build_neon_trees",
     "check_dataset",
     "check_split",
+    "dataset_descriptions",
     "deepforest_image",
     "fetch_deepforest_wheel",
     "lcnet_yolo_home",
@@ -61,15 +66,30 @@ __all__ = [
 ]
 
 
-DATASETS: dict[str, str] = {"neon-trees": neon_trees.DESCRIPTION}
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset lcnet-yolo builds by name: ``build()`` makes it once (cached) and returns its ``data.yaml``."""
+
+    name: str
+    description: str
+    build: Callable[[], Path]
+
+
+DATASETS: dict[str, Dataset] = {
+    dataset.name: dataset for dataset in (Dataset("neon-trees", neon_trees.DESCRIPTION, build_neon_trees),)
+}
+
+
+def dataset_descriptions() -> dict[str, str]:
+    """Name -> one-line description of every registered dataset (for help texts)."""
+    return {name: dataset.description for name, dataset in DATASETS.items()}
 
 
 def resolve_data(name_or_path: str | Path) -> str:
-    """Map a dataset name (``neon-trees`` or ``neon-trees.yaml``) to its built ``data.yaml``; pass others through.
-
-    An existing file of that name takes precedence over the built-in dataset.
-    """
+    """A registered dataset name (``neon-trees`` or ``neon-trees.yaml``) becomes its built ``data.yaml``; any other
+    value is returned unchanged (Ultralytics resolves its own names). An existing file of that name wins."""
     text = str(name_or_path)
-    if text in ("neon-trees", "neon-trees.yaml") and not Path(text).is_file():
-        return str(build_neon_trees())
+    name = text.removesuffix(".yaml")
+    if name in DATASETS and not Path(text).is_file():
+        return str(DATASETS[name].build())
     return text
