@@ -18,22 +18,26 @@ from PIL import Image
 
 from lcnet_yolo import data
 from lcnet_yolo.data import (
+    DATASETS,
+    Dataset,
     DatasetError,
-    Window,
     build_neon_trees,
-    clip_boxes_to_window,
-    grid_windows,
-    overlapping_starts,
-    parse_voc,
-    partition_edges,
-    plan_source_tiles,
     read_manifest,
     resolve_data,
     verify_dataset,
+)
+from lcnet_yolo.data import deepforest_wheel as wheel_module  # defines what the tests patch
+from lcnet_yolo.data.neon_trees import parse_voc, plan_source_tiles
+from lcnet_yolo.data.tiling import (
+    Window,
+    clip_boxes_to_window,
+    grid_windows,
+    overlapping_starts,
+    partition_edges,
     yolo_label_lines,
 )
 
-SRC = str(Path(data.__file__).resolve().parents[1])
+SRC = str(Path(data.__file__).resolve().parents[2])  # src/, above lcnet_yolo/data/__init__.py
 
 
 # ------------------------------------------------------------------------------------------------ tiling rules (fast)
@@ -167,13 +171,13 @@ def test_failed_download_says_how_to_build_offline(tmp_path, monkeypatch):
     monkeypatch.setenv(data.HOME_ENV, str(tmp_path))
     monkeypatch.delenv(data.WHEEL_ENV, raising=False)
     failure = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for deepforest==2.1.0\n")
-    monkeypatch.setattr(data, "_run_pip_download", lambda dest: failure)
+    monkeypatch.setattr(wheel_module, "_run_pip_download", lambda dest: failure)
     with pytest.raises(DatasetError, match=f"No matching distribution.*set {data.WHEEL_ENV}"):
         build_neon_trees()
 
 
 def test_wheel_with_missing_files_is_a_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEEPFOREST_WHEEL_SHA256", None)  # accept a stand-in wheel
+    monkeypatch.setattr(wheel_module, "DEEPFOREST_WHEEL_SHA256", None)  # accept a stand-in wheel
     wheel = tmp_path / "stand-in.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("deepforest/__init__.py", "")
@@ -192,6 +196,25 @@ def test_refuses_to_overwrite_a_directory_it_did_not_build(tmp_path):
 def test_resolve_data_passes_other_values_through(tmp_path):
     assert resolve_data("coco8.yaml") == "coco8.yaml"
     assert resolve_data(tmp_path / "x.yaml") == str(tmp_path / "x.yaml")
+
+
+def test_every_registered_name_resolves_to_its_built_data_yaml(tmp_path, monkeypatch):
+    assert "neon-trees" in DATASETS
+    built = []
+    for name, dataset in list(DATASETS.items()):
+        assert dataset.name == name and dataset.description
+
+        def fake_build(name=name) -> Path:  # stands in for the real build: nothing is downloaded
+            built.append(name)
+            return tmp_path / name / "data.yaml"
+
+        monkeypatch.setitem(DATASETS, name, Dataset(name, dataset.description, fake_build))
+        for value in (name, f"{name}.yaml"):
+            assert Path(resolve_data(value)).name == "data.yaml"
+    assert built == [name for name in DATASETS for _ in range(2)]
+    monkeypatch.chdir(tmp_path)
+    Path("neon-trees.yaml").write_text("path: .\n")  # an existing file of that name wins over the registry
+    assert resolve_data("neon-trees.yaml") == "neon-trees.yaml"
 
 
 def test_synthetic_dataset_still_writes_valid_labels(tmp_path):
@@ -363,7 +386,7 @@ def test_damaged_cached_wheel_is_downloaded_again(deepforest_wheel, tmp_path, mo
         shutil.copy(deepforest_wheel, dest / data.DEEPFOREST_WHEEL_NAME)
         return subprocess.CompletedProcess([], 0, "", "")
 
-    monkeypatch.setattr(data, "_run_pip_download", fake_pip)
+    monkeypatch.setattr(wheel_module, "_run_pip_download", fake_pip)
     assert data.fetch_deepforest_wheel() == cached
     assert len(calls) == 1 and cached.stat().st_size == deepforest_wheel.stat().st_size
     out = capsys.readouterr().out

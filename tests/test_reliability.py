@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lcnet_yolo.data import make_synthetic_dataset
-from lcnet_yolo.datacheck import DatasetError, check_dataset, check_split
+from lcnet_yolo.data import DatasetError, check_dataset, check_split, make_synthetic_dataset
 from lcnet_yolo.io.runs import AtomicPath, reserve_save_dir, trim_results_csv
 from lcnet_yolo.io.safe_load import safe_load
 from lcnet_yolo.plugin.trainers import ReliableTrainerMixin

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lcnet_yolo import formats
+from lcnet_yolo.data import dataset_descriptions, deepforest_image, make_synthetic_dataset, resolve_data
 from lcnet_yolo.io.checkpoints import load_yolo
 from lcnet_yolo.io.errors import ArgumentError, LCNetYoloError
 from lcnet_yolo.io.safe_load import restricted_loading
@@ -41,14 +42,6 @@ DEMO_BATCH = 4
 DEMO_IMAGE = "SOAP_031.png"  # an unlabelled NEON image shipped in the deepforest wheel
 
 
-def _datasets() -> dict[str, str]:
-    try:
-        from lcnet_yolo.data import DATASETS
-    except ImportError:
-        return {}
-    return dict(DATASETS)
-
-
 def help_text() -> str:
     """The ``--help`` text: usage, our models and our datasets."""
 
@@ -58,7 +51,7 @@ def help_text() -> str:
     detectors = [m for m in packaged_models() if not m.endswith("-cls.yaml") and "-abl-" not in m]
     ablations = [m for m in packaged_models() if "-abl-" in m]
     classifiers = [m for m in packaged_models() if m.endswith("-cls.yaml")]
-    datasets = "\n".join(f"    {name:<14}{desc}" for name, desc in _datasets().items()) or "    (none)"
+    datasets = "\n".join(f"    {name:<14}{desc}" for name, desc in dataset_descriptions().items()) or "    (none)"
     return f"""lcnet-yolo {__version__}: YOLOv8 with a PP-LCNet backbone, on Ultralytics.
 
 Usage:
@@ -150,15 +143,6 @@ def check_arguments(overrides: dict[str, Any]) -> None:
             raise ArgumentError(f"'{key}={overrides[key]}' is invalid: '{key}' must be >= 0")
 
 
-def resolve_dataset(data: str) -> str:
-    """A dataset name from :data:`lcnet_yolo.data.DATASETS` becomes its (built) ``data.yaml``; else unchanged."""
-    if data in _datasets():
-        from lcnet_yolo.data import resolve_data
-
-        return resolve_data(data)
-    return data
-
-
 def run_mode(mode: str, args: list[str]) -> int:
     """Run one of Ultralytics' modes on our model with Ultralytics' arguments."""
     overrides = parse_overrides(args)
@@ -171,7 +155,7 @@ def run_mode(mode: str, args: list[str]) -> int:
     model = load_yolo(model_path, task=task)
     formats.check_model(model, model_path, task)
     if isinstance(overrides.get("data"), str):
-        overrides["data"] = resolve_dataset(overrides["data"])
+        overrides["data"] = resolve_data(overrides["data"])
     if mode == "predict":
         overrides.setdefault("source", compat.ASSETS)
     elif mode == "track" and "source" not in overrides:
@@ -272,16 +256,12 @@ def demo(args: list[str]) -> int:
     start = time.time()
     project = Path(opts.project).resolve()
     if opts.quick:
-        from lcnet_yolo.data import make_synthetic_dataset
-
         epochs, imgsz, batch = opts.epochs or 1, opts.imgsz or 64, opts.batch or 4
         print("[1/5] dataset: a synthetic one (--quick)")
         data = str(make_synthetic_dataset(project / "synthetic-data", n_train=8, n_val=4, imgsz=64))
         image = project / "synthetic-data" / "images" / "val"
         image = sorted(image.glob("*.png"))[0]
     else:
-        from lcnet_yolo.data import deepforest_image, resolve_data
-
         epochs, imgsz, batch = opts.epochs or DEMO_EPOCHS, opts.imgsz or DEMO_IMGSZ, opts.batch or DEMO_BATCH
         print("[1/5] dataset neon-trees: building or checking (the first run extracts it from the deepforest wheel)")
         data = resolve_data("neon-trees")

@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lcnet_yolo.io.errors import HubError, WeightsError
-from lcnet_yolo.io.paths import lcnet_yolo_home
+from lcnet_yolo.io.paths import lcnet_yolo_home, sha256_file
 from lcnet_yolo.io.runs import AtomicPath, fsync_dir
 from lcnet_yolo.plugin.compat import LOGGER, TQDM
 from lcnet_yolo.version import __version__
@@ -162,12 +162,7 @@ def record_path(path: Path) -> Path:
 
 def sha256_of(path: Path) -> tuple[int, str]:
     """Size in bytes and SHA-256 hex digest of a file."""
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+    return path.stat().st_size, sha256_file(path)
 
 
 def read_record(path: Path) -> dict | None:

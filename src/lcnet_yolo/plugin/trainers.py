@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from lcnet_yolo.datacheck import check_dataset, refuse_download_script  # MERGE: lcnet_yolo.data
+from lcnet_yolo.data import check_dataset, refuse_download_script
 from lcnet_yolo.io.errors import file_error
 from lcnet_yolo.io.model_yaml import check_model_yaml
 from lcnet_yolo.io.runs import AtomicPath, reserve_save_dir, trim_results_csv

@@ -15,15 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import yaml
+from PIL import UnidentifiedImageError
+
+from lcnet_yolo.io.errors import DatasetError
+from lcnet_yolo.plugin.compat import DATASETS_DIR, IMG_FORMATS, img2label_paths, plain_image_open
 
 __all__ = ["DatasetError", "DatasetReport", "FileIssue", "check_dataset", "check_split", "refuse_download_script"]
 
 TOLERANCE = 0.01  # Ultralytics accepts coordinates up to 1.01 and down to -0.01 (with non-negative w, h)
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be trained on at all (missing split, no usable image)."""
 
 
 @dataclass(frozen=True)
@@ -62,20 +62,11 @@ class DatasetReport:
         return text + (f", {self.duplicates} with duplicate boxes removed" if self.duplicates else "")
 
 
-def _plain_image_open():
-    """``PIL.Image.open`` without Ultralytics' patch, which pip-installs a HEIF plugin on the first unreadable file."""
-    from ultralytics.utils import patches
-
-    return getattr(patches, "_image_open", Image.open)
-
-
 def _check_image(path: Path) -> str | None:
     """Why Ultralytics would reject this image, or None. Never modifies the file."""
-    from ultralytics.data.utils import IMG_FORMATS
-
     if path.stat().st_size == 0:
         return "empty image file (0 bytes)"
-    open_image = _plain_image_open()
+    open_image = plain_image_open()
     try:
         with open_image(path) as image:
             image.verify()
@@ -152,8 +143,6 @@ def _polygon_box(points: list[str]) -> list[str]:
 
 def check_split(images: Iterable[str | Path], nc: int, split: str = "train") -> DatasetReport:
     """Check image files and their labels (``images/`` → ``labels/``, ``.txt``) the way Ultralytics will."""
-    from ultralytics.data.utils import img2label_paths
-
     images = sorted(Path(p) for p in images)
     report = DatasetReport(split=split, images=len(images))
     for image, label in zip(images, map(Path, img2label_paths([str(p) for p in images])), strict=True):
@@ -180,8 +169,7 @@ def check_split(images: Iterable[str | Path], nc: int, split: str = "train") -> 
 
 
 def _image_files(source: str | Path | list) -> list[Path]:
-    from ultralytics.data.utils import IMG_FORMATS
-
+    """The image files of a split entry: a folder (searched recursively) or a ``.txt`` list of paths."""
     sources = source if isinstance(source, list) else [source]
     files: list[Path] = []
     for entry in sources:
@@ -208,8 +196,6 @@ def check_dataset(
     Raises :class:`DatasetError` if a split has fewer than ``min_usable`` usable images; otherwise returns
     ``{split: DatasetReport}``.
     """
-    import yaml
-
     if isinstance(data, dict):
         config, source = data, data.get("yaml_file", "dataset")
         root = Path(config.get("path") or ".")
@@ -249,9 +235,6 @@ def refuse_download_script(data: str | Path) -> None:
     ``check_det_dataset``; it raises :class:`DatasetError` when the script would run and is silent otherwise
     (URLs, present images, dataset names Ultralytics resolves from its own package).
     """
-    import yaml
-    from ultralytics.utils import DATASETS_DIR
-
     path = Path(str(data))
     if path.suffix not in {".yaml", ".yml"} or not path.is_file():
         return

@@ -1,9 +1,10 @@
-"""Datasets in Ultralytics' YOLO format: ``neon-trees`` (real aerial tree crowns) and a tiny synthetic set.
+"""The ``neon-trees`` dataset: real aerial tree crowns in Ultralytics' YOLO format, built once and cached.
 
-``neon-trees`` is built from the sample data that ships inside the ``deepforest`` 2.1.0 wheel on PyPI: NEON
+It is built from the sample data that ships inside the ``deepforest`` 2.1.0 wheel on PyPI: NEON
 airborne RGB orthophotos (10 cm pixels) with hand-drawn tree-crown boxes in Pascal VOC XML (Weinstein et al., 2019,
 "Individual tree-crown detection in RGB imagery using semi-supervised deep learning neural networks"). The wheel is
-read as a zip file; the ``deepforest`` package itself is never installed or imported.
+read as a zip file (:mod:`lcnet_yolo.data.deepforest_wheel`); the ``deepforest`` package itself is never installed
+or imported.
 
 Layout of the built dataset (one class, ``tree``):
 
@@ -23,49 +24,69 @@ windows, file sizes and SHA-256) which is verified on every reuse: a damaged cac
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import itertools
 import json
-import math
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from lcnet_yolo.data.deepforest_wheel import (
+    DEEPFOREST_REQUIREMENT,
+    DEEPFOREST_WHEEL_NAME,
+    fetch_deepforest_wheel,
+    open_wheel,
+    read_wheel_member,
+)
+from lcnet_yolo.data.tiling import (
+    MIN_BOX_SIDE,
+    MIN_VISIBLE_FRACTION,
+    Window,
+    clip_boxes_to_window,
+    grid_windows,
+    partition_windows,
+    yolo_label_lines,
+)
+from lcnet_yolo.io.errors import DatasetError
+from lcnet_yolo.io.paths import lcnet_yolo_home, sha256_file
 
 try:  # POSIX only; elsewhere concurrent builds still end in one valid dataset thanks to the atomic rename
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None
 
-DATASETS: dict[str, str] = {
-    "neon-trees": "NEON aerial RGB tree crowns from the deepforest 2.1.0 wheel, 1 class (tree), 640 px tiles",
-}
+__all__ = [
+    "DESCRIPTION",
+    "FORMAT_VERSION",
+    "HOLDOUT_FRACTION",
+    "HOLDOUT_GUARD",
+    "MIN_BOX_SIDE",
+    "MIN_TILE_OVERLAP",
+    "MIN_VISIBLE_FRACTION",
+    "TILE_SIZE",
+    "Annotation",
+    "TilePlan",
+    "build_neon_trees",
+    "parse_voc",
+    "plan_source_tiles",
+    "read_manifest",
+    "verify_dataset",
+]
 
-DEEPFOREST_REQUIREMENT = "deepforest==2.1.0"
-DEEPFOREST_WHEEL_NAME = "deepforest-2.1.0-py3-none-any.whl"
-DEEPFOREST_WHEEL_SHA256 = "8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54"
-WHEEL_ENV = "LCNET_YOLO_DEEPFOREST_WHEEL"
-HOME_ENV = "LCNET_YOLO_HOME"
-_WHEEL_DATA_DIR = "deepforest/data/"
+DESCRIPTION = "NEON aerial RGB tree crowns from the deepforest 2.1.0 wheel, 1 class (tree), 640 px tiles"
 
 TILE_SIZE = 640
 MIN_TILE_OVERLAP = 128  # > 108 px, the largest annotated crown
 HOLDOUT_FRACTION = 0.2  # bottom rows of each YELL image held out for validation
 HOLDOUT_GUARD = 64  # rows between the training region and the held-out strip, in neither split
-MIN_VISIBLE_FRACTION = 0.4
-MIN_BOX_SIDE = 4.0
 FORMAT_VERSION = 1
 
 # (source stem in the wheel, short name used in file names)
@@ -75,112 +96,6 @@ _TILED_SOURCES = (
 )
 _WHOLE_VAL_SOURCES = (("OSBS_029", "OSBS_029"), ("SOAP_061", "SOAP_061"))
 _CLASS_NAMES = {0: "tree"}  # every VOC label ("Tree", and "Alive"/"Dead" in SOAP_061) is a tree crown
-
-
-class DatasetError(RuntimeError):
-    """A dataset cannot be built or read; the message is one line meant for the user."""
-
-
-# ----------------------------------------------------------------------------------------------------------- tiling
-@dataclass(frozen=True)
-class Window:
-    """A pixel rectangle ``[x0, x1) x [y0, y1)`` of a source image."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @property
-    def width(self) -> int:
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        return self.y1 - self.y0
-
-    def intersects(self, other: Window) -> bool:
-        """True if the two rectangles share any pixel."""
-        return self.x0 < other.x1 and other.x0 < self.x1 and self.y0 < other.y1 and other.y0 < self.y1
-
-    def contains(self, other: Window) -> bool:
-        return self.x0 <= other.x0 and self.y0 <= other.y0 and other.x1 <= self.x1 and other.y1 <= self.y1
-
-
-def overlapping_starts(length: int, tile: int, min_overlap: int) -> list[int]:
-    """Start offsets of the fewest ``tile``-long windows that cover ``[0, length)`` with ``min_overlap`` or more.
-
-    Windows are spread evenly, the first at 0 and the last ending at ``length``; a ``length`` up to ``tile`` gets
-    one window (which is then shorter than ``tile``).
-    """
-    if not 0 <= min_overlap < tile:
-        raise ValueError(f"min_overlap must be in [0, {tile}), got {min_overlap}")
-    if length <= tile:
-        return [0]
-    count = math.ceil((length - min_overlap) / (tile - min_overlap))
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
-
-
-def partition_edges(length: int, tile: int) -> list[tuple[int, int]]:
-    """Split ``[0, length)`` into the fewest near-equal, non-overlapping pieces no longer than ``tile``."""
-    count = max(1, math.ceil(length / tile))
-    edges = [round(i * length / count) for i in range(count + 1)]
-    return list(itertools.pairwise(edges))
-
-
-def grid_windows(region: Window, tile: int, min_overlap: int) -> list[Window]:
-    """Overlapping training tiles covering ``region`` (see ``overlapping_starts``)."""
-    xs = overlapping_starts(region.width, tile, min_overlap)
-    ys = overlapping_starts(region.height, tile, min_overlap)
-    return [
-        Window(
-            region.x0 + x,
-            region.y0 + y,
-            region.x0 + x + min(tile, region.width),
-            region.y0 + y + min(tile, region.height),
-        )
-        for y in ys
-        for x in xs
-    ]
-
-
-def partition_windows(region: Window, tile: int) -> list[Window]:
-    """Non-overlapping tiles covering ``region`` (see ``partition_edges``)."""
-    return [
-        Window(region.x0 + x0, region.y0 + y0, region.x0 + x1, region.y0 + y1)
-        for y0, y1 in partition_edges(region.height, tile)
-        for x0, x1 in partition_edges(region.width, tile)
-    ]
-
-
-def clip_boxes_to_window(
-    boxes: np.ndarray,
-    window: Window,
-    min_visible_fraction: float = MIN_VISIBLE_FRACTION,
-    min_side: float = MIN_BOX_SIDE,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Clip ``(N, 4)`` xyxy source-pixel boxes to ``window``: return the kept boxes in window coordinates and the mask.
-
-    A box is kept if its clipped part has at least ``min_visible_fraction`` of its area and both sides of at least
-    ``min_side`` pixels; everything else (boxes outside the window and slivers at its border) is dropped.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    clipped = np.empty_like(boxes)
-    clipped[:, [0, 2]] = boxes[:, [0, 2]].clip(window.x0, window.x1) - window.x0
-    clipped[:, [1, 3]] = boxes[:, [1, 3]].clip(window.y0, window.y1) - window.y0
-    width, height = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    keep = (width >= min_side) & (height >= min_side) & (width * height >= min_visible_fraction * area)
-    return clipped[keep], keep
-
-
-def yolo_label_lines(boxes: np.ndarray, width: int, height: int, class_id: int = 0) -> list[str]:
-    """Format xyxy pixel boxes of a ``width`` x ``height`` image as YOLO lines ``class cx cy w h`` (normalised)."""
-    lines = []
-    for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        cx, cy, w, h = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height
-        lines.append(f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-    return lines
 
 
 # ------------------------------------------------------------------------------------------------------ annotations
@@ -221,94 +136,8 @@ def parse_voc(xml_text: bytes | str, image_size: tuple[int, int], source: str) -
     return Annotation(boxes=inside[valid], clipped=clipped, dropped=int((~valid).sum()))
 
 
-# --------------------------------------------------------------------------------------------------- cache and wheel
-def lcnet_yolo_home() -> Path:
-    """Cache root: ``$LCNET_YOLO_HOME`` or ``~/.cache/lcnet-yolo``."""
-    return Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "lcnet-yolo").expanduser()
-
-
-def default_dataset_dir(name: str = "neon-trees") -> Path:
-    return lcnet_yolo_home() / "datasets" / name
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _wheel_problem(path: Path) -> str | None:
-    """Why ``path`` is not the expected deepforest wheel, or None if it is."""
-    if not path.is_file():
-        return "file not found"
-    if DEEPFOREST_WHEEL_SHA256 and (digest := _sha256(path)) != DEEPFOREST_WHEEL_SHA256:
-        return f"sha256 {digest[:12]}… is not that of {DEEPFOREST_WHEEL_NAME} ({DEEPFOREST_WHEEL_SHA256[:12]}…)"
-    if not zipfile.is_zipfile(path):
-        return "not a zip file"
-    return None
-
-
-def _run_pip_download(dest: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", DEEPFOREST_REQUIREMENT]
-    return subprocess.run([*command, "-d", str(dest)], capture_output=True, text=True, check=False)
-
-
-def fetch_deepforest_wheel(wheel: str | Path | None = None) -> Path:
-    """Path of the deepforest 2.1.0 wheel: ``wheel``, else ``$LCNET_YOLO_DEEPFOREST_WHEEL``, else a cached download.
-
-    Downloads with ``python -m pip download --no-deps`` (from PyPI or the configured index) on first use.
-    """
-    given = wheel or os.environ.get(WHEEL_ENV)
-    if given:
-        path = Path(given).expanduser()
-        if problem := _wheel_problem(path):
-            raise DatasetError(f"deepforest wheel {path}: {problem}; pass the {DEEPFOREST_WHEEL_NAME} from PyPI")
-        return path
-    cached = lcnet_yolo_home() / "downloads" / DEEPFOREST_WHEEL_NAME
-    if cached.exists():
-        if (problem := _wheel_problem(cached)) is None:
-            return cached
-        print(f"neon-trees: cached {cached} is damaged ({problem}); downloading it again")
-        cached.unlink()
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".pip-", dir=cached.parent) as tmp:
-        result = _run_pip_download(Path(tmp))
-        found = sorted(Path(tmp).glob("deepforest-*.whl"))
-        if result.returncode != 0 or not found:
-            last = (result.stderr or result.stdout or "no output").strip().splitlines()[-1:] or ["no output"]
-            raise DatasetError(
-                f"could not download {DEEPFOREST_REQUIREMENT} with pip ({last[0].strip()}); offline? "
-                f"set {WHEEL_ENV} to a local copy of {DEEPFOREST_WHEEL_NAME}"
-            )
-        if problem := _wheel_problem(found[0]):
-            raise DatasetError(f"downloaded {found[0].name} is not the expected wheel: {problem}")
-        os.replace(found[0], cached)
-    size_mb = cached.stat().st_size / 1e6
-    print(
-        f"neon-trees: downloaded {cached.name} ({size_mb:.1f} MB), PyPI package {DEEPFOREST_REQUIREMENT}, to {cached}"
-    )
-    return cached
-
-
-def _read_member(archive: zipfile.ZipFile, name: str, wheel: Path) -> bytes:
-    try:
-        return archive.read(_WHEEL_DATA_DIR + name)
-    except KeyError:
-        raise DatasetError(f"deepforest wheel {wheel} has no {_WHEEL_DATA_DIR}{name}") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise DatasetError(f"deepforest wheel {wheel} is damaged ({error})") from None
-
-
-def _open_wheel(wheel: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(wheel)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise DatasetError(f"deepforest wheel {wheel} is damaged ({error})") from None
-
-
 def _decode_image(data: bytes, source: str) -> Image.Image:
+    """An image from a wheel member's bytes, as RGB; an unreadable one is a :class:`DatasetError`."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
@@ -316,39 +145,11 @@ def _decode_image(data: bytes, source: str) -> Image.Image:
         raise DatasetError(f"{source}: unreadable image ({error})") from None
 
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-
-
-def deepforest_image(name: str = "SOAP_031.png", wheel: str | Path | None = None) -> Path:
-    """Path of one image from the deepforest wheel (e.g. the unlabelled ``SOAP_031.png``), extracted into the cache."""
-    target = lcnet_yolo_home() / "deepforest" / Path(name).name
-    if target.is_file():
-        try:
-            with Image.open(target) as image:
-                image.load()
-            return target
-        except OSError:
-            print(f"neon-trees: cached {target} is damaged; extracting it again")
-    wheel_path = fetch_deepforest_wheel(wheel)
-    with _open_wheel(wheel_path) as archive:
-        available = sorted(
-            member[len(_WHEEL_DATA_DIR) :]
-            for member in archive.namelist()
-            if member.startswith(_WHEEL_DATA_DIR) and member.lower().endswith(_IMAGE_SUFFIXES)
-        )
-        if name not in available:
-            raise DatasetError(f"no image {name!r} in the deepforest wheel; choose one of: {', '.join(available)}")
-        data = _read_member(archive, name, wheel_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    partial.write_bytes(data)
-    os.replace(partial, target)
-    return target
-
-
 # ---------------------------------------------------------------------------------------------------------- building
 @dataclass(frozen=True)
 class TilePlan:
+    """One tile to write: its split, source image, window in that image and output file stem."""
+
     split: str
     source: str
     window: Window
@@ -391,10 +192,10 @@ def _write_dataset(out: Path, wheel: Path, final_root: Path) -> dict:
     sources: dict[str, dict] = {}
     jobs: list[tuple[TilePlan, Image.Image, np.ndarray]] = []
     holdout: dict[str, list[int]] = {}
-    with _open_wheel(wheel) as archive:
+    with open_wheel(wheel) as archive:
         for stem, short_name in (*_TILED_SOURCES, *_WHOLE_VAL_SOURCES):
-            image = _decode_image(_read_member(archive, f"{stem}.png", wheel), stem)
-            annotation = parse_voc(_read_member(archive, f"{stem}.xml", wheel), image.size, stem)
+            image = _decode_image(read_wheel_member(archive, f"{stem}.png", wheel), stem)
+            annotation = parse_voc(read_wheel_member(archive, f"{stem}.xml", wheel), image.size, stem)
             sources[short_name] = {
                 "file": f"{stem}.png",
                 "size": list(image.size),
@@ -415,7 +216,7 @@ def _write_dataset(out: Path, wheel: Path, final_root: Path) -> dict:
     crowns_seen = {split: set() for split in counts}  # (source, box index) kept in at least one tile of the split
     for plan, image, boxes in tqdm(jobs, desc="neon-trees: writing tiles", unit="tile"):
         window = plan.window
-        kept, mask = clip_boxes_to_window(boxes, window)
+        kept, mask = clip_boxes_to_window(boxes, window, MIN_VISIBLE_FRACTION, MIN_BOX_SIDE)
         crowns_seen[plan.split].update((plan.source, int(i)) for i in np.flatnonzero(mask))
         image_file = Path("images") / plan.split / f"{plan.file_stem}.png"
         label_file = Path("labels") / plan.split / f"{plan.file_stem}.txt"
@@ -440,12 +241,12 @@ def _write_dataset(out: Path, wheel: Path, final_root: Path) -> dict:
     for tile in tiles:
         for key in ("image", "label"):
             path = out / tile[key]
-            files[tile[key]] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+            files[tile[key]] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     _write_data_yaml(out, final_root)
     manifest = {
         "dataset": "neon-trees",
         "format_version": FORMAT_VERSION,
-        "source": {"requirement": DEEPFOREST_REQUIREMENT, "wheel": DEEPFOREST_WHEEL_NAME, "sha256": _sha256(wheel)},
+        "source": {"requirement": DEEPFOREST_REQUIREMENT, "wheel": DEEPFOREST_WHEEL_NAME, "sha256": sha256_file(wheel)},
         "tiling": _tiling_settings(),
         "classes": _CLASS_NAMES,
         "splits": counts,
@@ -489,7 +290,7 @@ def verify_dataset(root: str | Path) -> str | None:
             path = root / relative
             if not path.is_file():
                 return f"missing {relative}"
-            if path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+            if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
                 return f"{relative} was modified or truncated"
         for split, count in manifest["splits"].items():
             found = len(list((root / "images" / split).glob("*.png")))
@@ -546,7 +347,11 @@ def build_neon_trees(root: str | Path | None = None, force: bool = False, wheel:
     An existing dataset is reused if its manifest verifies, else rebuilt. Concurrent calls are safe: the build runs
     under an exclusive file lock, into a temporary directory that is renamed into place when complete.
     """
-    root = Path(root).expanduser().resolve() if root is not None else default_dataset_dir().resolve()
+    root = (
+        Path(root).expanduser().resolve()
+        if root is not None
+        else (lcnet_yolo_home() / "datasets" / "neon-trees").resolve()
+    )
     with _exclusive_lock(root.parent / f".{root.name}.lock"):
         if root.exists():
             if not root.is_dir() or not {p.name for p in root.iterdir()} <= _OWN_ENTRIES:
@@ -574,48 +379,3 @@ def build_neon_trees(root: str | Path | None = None, force: bool = False, wheel:
             shutil.rmtree(building, ignore_errors=True)
     print(f"neon-trees: built {_summary(manifest)} in {manifest['build_seconds']:.1f} s -> {root / 'data.yaml'}")
     return root / "data.yaml"
-
-
-def resolve_data(name_or_path: str | Path) -> str:
-    """Map a dataset name (``neon-trees`` or ``neon-trees.yaml``) to its built ``data.yaml``; pass others through.
-
-    An existing file of that name takes precedence over the built-in dataset.
-    """
-    text = str(name_or_path)
-    if text in ("neon-trees", "neon-trees.yaml") and not Path(text).is_file():
-        return str(build_neon_trees())
-    return text
-
-
-# --------------------------------------------------------------------------------------------------------- synthetic
-def make_synthetic_dataset(
-    root: str | Path, n_train: int = 8, n_val: int = 4, imgsz: int = 64, seed: int = 0, boxes_per_image: int = 3
-) -> Path:
-    """Write a one-class dataset of bright rectangles on noise and return its ``data.yaml``.
-
-    Every image gets ``boxes_per_image`` non-overlapping-ish filled rectangles labelled as class 0 ("box").
-    Deterministic for a given ``seed``.
-    """
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    for split, count in (("train", n_train), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            pixels = rng.integers(0, 80, (imgsz, imgsz, 3), dtype=np.uint8)
-            image = Image.fromarray(pixels)
-            draw = ImageDraw.Draw(image)
-            lines = []
-            for _ in range(boxes_per_image):
-                w, h = rng.integers(imgsz // 6, imgsz // 3, 2)
-                x0, y0 = rng.integers(0, imgsz - w), rng.integers(0, imgsz - h)
-                colour = tuple(int(c) for c in rng.integers(150, 256, 3))
-                draw.rectangle([int(x0), int(y0), int(x0 + w - 1), int(y0 + h - 1)], fill=colour)
-                lines.append(f"0 {(x0 + w / 2) / imgsz:.6f} {(y0 + h / 2) / imgsz:.6f} {w / imgsz:.6f} {h / imgsz:.6f}")
-            image.save(root / "images" / split / f"{split}_{i:04d}.png")
-            (root / "labels" / split / f"{split}_{i:04d}.txt").write_text("\n".join(lines) + "\n")
-    data_yaml = root / "data.yaml"
-    data_yaml.write_text(
-        yaml.safe_dump({"path": str(root.resolve()), "train": "images/train", "val": "images/val", "names": {0: "box"}})
-    )
-    return data_yaml
