@@ -14,7 +14,7 @@ from pathlib import Path
 from lcnet_yolo.io.errors import existing_file, file_error, short_reason
 from lcnet_yolo.io.safe_load import check_checkpoint_yamls, restricted_loading, safe_load
 from lcnet_yolo.io.safetensors import load_safetensors, read_safetensors
-from lcnet_yolo.io.weights import read_pdparams
+from lcnet_yolo.io.weight_files import read_pdparams
 
 __all__ = ["load_yolo", "verify_file"]
 
