@@ -72,6 +72,21 @@ def test_packaged_yamls_cover_five_detector_scales_and_eight_classifiers():
     assert sum(name.endswith("-cls.yaml") for name in names) == 8
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", packaged_models())
+def test_every_packaged_model_builds_with_a_pplcnet_backbone_and_runs(name):
+    model = YOLO(name).model.eval()
+    assert find_backbone(model).scale in SCALES
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 64, 64))
+    if name.endswith("-cls.yaml"):
+        assert model.task == "classify" and out[0].shape == (1, 1000)
+        assert torch.allclose(out[0].sum(1), torch.ones(1))  # softmax in eval
+    else:
+        assert model.task == "detect" and model.stride.tolist() == [8.0, 16.0, 32.0]
+        assert out[0].shape[:2] == (1, 4 + 80)
+
+
 def test_unknown_model_name_lists_the_packaged_models():
     with pytest.raises(FileNotFoundError) as error:
         YOLO("yolov8q-pplcnet.yaml")

@@ -13,7 +13,7 @@ from ultralytics.cfg import get_cfg
 from ultralytics.data import build_yolo_dataset
 from ultralytics.data.utils import check_det_dataset
 
-from lcnet_yolo.checkpoints import load_yolo
+from lcnet_yolo.io.checkpoints import load_yolo
 from lcnet_yolo.data import resolve_data
 
 ckpt, part, imgsz = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "all"), 416
