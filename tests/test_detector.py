@@ -19,7 +19,7 @@ from ultralytics.utils.torch_utils import get_flops
 from conftest import BAD_SAMPLES, EMPTY_LABEL_SAMPLE
 from lcnet_yolo import LCNetDetectionTrainer
 from lcnet_yolo.data import make_synthetic_dataset
-from lcnet_yolo.nn import PPLCNet, find_backbone
+from lcnet_yolo.nn import SCALES, PPLCNet, find_backbone
 from lcnet_yolo.nn.layers import BatchNorm2d
 from lcnet_yolo.plugin.register import packaged_models
 
