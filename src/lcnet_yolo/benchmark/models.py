@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from lcnet_yolo.quantize import quiet  # re-exported: the benchmark's modules silence Ultralytics with it
+from lcnet_yolo.plugin.compat import quiet  # re-exported: the benchmark's modules silence Ultralytics with it
 
 
 def model_yaml(name: str) -> str:
