@@ -21,12 +21,12 @@ The package, one concern per module:
 * :mod:`.openvino_int8` — OpenVINO int8 through Ultralytics' exporter or NNCF directly;
 * :mod:`.timing` — ONNX Runtime / OpenVINO runners and interleaved timing;
 * :mod:`.models` — the fp32 model (weights or name), its ONNX export, ``val`` of exported files;
-* :mod:`.measure` — the side-by-side measurement and its tables; :mod:`.cli` — its arguments.
+* :mod:`.comparison` — the side-by-side measurement and its tables; :mod:`.cli` — its arguments.
 """
 
 from lcnet_yolo.quantize.calibration import IMAGE_SUFFIXES, calibration_images, letterboxed
 from lcnet_yolo.quantize.cli import main
-from lcnet_yolo.quantize.measure import measure, report
+from lcnet_yolo.quantize.comparison import measure, report
 from lcnet_yolo.quantize.models import export_onnx, load_yolo, val_map
 from lcnet_yolo.quantize.onnx_int8 import decoding_nodes, hardsigmoid_as_lookup, quantize_onnx_int8
 from lcnet_yolo.quantize.openvino_int8 import quantize_openvino_int8, quantize_openvino_nncf, write_openvino_folder

@@ -1,4 +1,4 @@
-"""The arguments of ``python -m lcnet_yolo.quantize``: int8 vs fp32 side by side (:func:`~.measure.measure`)."""
+"""The arguments of ``python -m lcnet_yolo.quantize``: int8 vs fp32 side by side (:func:`~.comparison.measure`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lcnet_yolo.quantize.measure import measure, report
+from lcnet_yolo.quantize.comparison import measure, report
 
 __all__ = ["main"]
 
