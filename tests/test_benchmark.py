@@ -12,7 +12,7 @@ import torch
 from lcnet_yolo import benchmark
 from lcnet_yolo.benchmark import DEFAULT_MODELS, read_curve, summarize, time_interleaved
 from lcnet_yolo.benchmark.cli import parse_settings
-from lcnet_yolo.benchmark.report import (
+from lcnet_yolo.benchmark.stats import (
     activation_verdict,
     aggregate,
     choose_activation,

@@ -134,7 +134,7 @@ def test_module_error_raised_inside_ultralytics_becomes_the_same_one_line(capsys
     """Without our pre-check, Ultralytics' own ``import ncnn`` fails; the CLI still prints one line naming the extra."""
     copy = tmp_path / "best.pt"
     copy.write_bytes(Path(best_pt).read_bytes())
-    monkeypatch.setattr(formats, "require_export", lambda *a, **k: None)
+    monkeypatch.setattr(formats.support, "require_export", lambda *a, **k: None)  # where check_mode looks it up
     block(monkeypatch, "ncnn")
     code, out, err = run_cli(capsys, "export", f"model={copy}", "format=ncnn", f"imgsz={IMGSZ}")
     assert code == 2

@@ -171,7 +171,7 @@ def test_openvino_int8_exports_run_with_int8_convolutions(tiny, tmp_path):
         "nncf": quantize.quantize_openvino_nncf(tiny["fp32"], tmp_path / "nncf_openvino_model", tiny["images"]),
     }
     for name, folder in folders.items():
-        compiled = ov.Core().compile_model(str(quantize._openvino_xml(folder)), "CPU")
+        compiled = ov.Core().compile_model(str(quantize.timing._openvino_xml(folder)), "CPU")
         runtime = compiled.get_runtime_model()
         precisions = collections.Counter(
             op.get_rt_info()["runtimePrecision"].astype(str)

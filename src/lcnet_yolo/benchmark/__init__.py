@@ -20,17 +20,22 @@ there (mean ± std over seeds, ratios to YOLOv8n and YOLO26n, plateau check, the
 The package, one concern per module:
 
 * :mod:`~lcnet_yolo.benchmark.settings` — model lists, :class:`BenchmarkSettings`;
-* :mod:`~lcnet_yolo.benchmark.models` — building, counting and exporting models;
-* :mod:`~lcnet_yolo.benchmark.latency` — timing (runners, interleaved rounds, sgemm peak, throughput);
+* :mod:`~lcnet_yolo.benchmark.models` — building and counting models;
+* :mod:`~lcnet_yolo.benchmark.latency` — timing (PyTorch runner, interleaved rounds, sgemm peak, throughput);
 * :mod:`~lcnet_yolo.benchmark.accuracy` — training per seed, validation curves, stored results;
-* :mod:`~lcnet_yolo.benchmark.quantization` — int8 copies and their calibration images;
-* :mod:`~lcnet_yolo.benchmark.report` — aggregation, plateau check, activation rule, tables and figures;
+* :mod:`~lcnet_yolo.benchmark.quantization` — the benchmark's int8 recipe;
+* :mod:`~lcnet_yolo.benchmark.stats` — aggregation, mean ± std, paired ratios, plateau check, activation rule;
+* :mod:`~lcnet_yolo.benchmark.report` — building the report, results.{json,csv,md};
+  :mod:`~lcnet_yolo.benchmark.figures` — results.png and learning_curves.png;
 * :mod:`~lcnet_yolo.benchmark.run` — the phases of one run; :mod:`~lcnet_yolo.benchmark.cli` — the arguments.
+
+ONNX export, ONNX Runtime and OpenVINO runners, the interleaved timing loop, calibration images, the int8 quantizer
+and ``val`` of exported files are :mod:`lcnet_yolo.quantize`'s (the lower layer), re-exported where the benchmark
+named them before.
 """
 
 from lcnet_yolo.benchmark.accuracy import (
     read_curve,
-    resolve_dataset,
     result_path,
     stored_results,
     train_seed,
@@ -50,14 +55,6 @@ from lcnet_yolo.benchmark.latency import (
 )
 from lcnet_yolo.benchmark.models import build, count_params, export_onnx, gflops, model_yaml
 from lcnet_yolo.benchmark.quantization import calibration_images, decoding_nodes, quantize_int8
-from lcnet_yolo.benchmark.report import (
-    add_ratios,
-    aggregate,
-    choose_activation,
-    mean_std,
-    paired_ratio,
-    plateau_check,
-)
 from lcnet_yolo.benchmark.run import report_only, run_benchmark
 from lcnet_yolo.benchmark.settings import (
     ABLATIONS,
@@ -68,6 +65,14 @@ from lcnet_yolo.benchmark.settings import (
     ULTRALYTICS,
     BenchmarkSettings,
     quick_settings,
+)
+from lcnet_yolo.benchmark.stats import (
+    add_ratios,
+    aggregate,
+    choose_activation,
+    mean_std,
+    paired_ratio,
+    plateau_check,
 )
 
 __all__ = [
@@ -99,7 +104,6 @@ __all__ = [
     "quick_settings",
     "read_curve",
     "report_only",
-    "resolve_dataset",
     "result_path",
     "run_benchmark",
     "sgemm_peak_gflops",

@@ -16,25 +16,28 @@ import shutil
 import time
 from pathlib import Path
 
-from lcnet_yolo.benchmark.models import build, export_onnx, quiet
+from ultralytics import YOLO
+
+from lcnet_yolo.benchmark.models import build, export_onnx
 from lcnet_yolo.benchmark.quantization import calibration_images, quantize_int8
 from lcnet_yolo.benchmark.settings import TRAINING_KEYS, BenchmarkSettings
+from lcnet_yolo.plugin.compat import quiet
+from lcnet_yolo.quantize import val_map as val_onnx  # the benchmark's name for it
+
+__all__ = [
+    "check_stored",
+    "deploy_dir",
+    "onnx_scores",
+    "read_curve",
+    "result_path",
+    "stored_results",
+    "train_seed",
+    "training_key",
+    "val_onnx",
+    "write_json_atomic",
+]
 
 CURVE_COLUMNS = {"map50": "metrics/mAP50(B)", "map50_95": "metrics/mAP50-95(B)"}
-
-
-def resolve_dataset(settings: BenchmarkSettings) -> Path:
-    """The data.yaml to train on: a synthetic set in quick mode, else ``lcnet_yolo.data.resolve_data(data)``."""
-    from lcnet_yolo import data as datasets
-
-    if settings.quick or settings.data is None:
-        return datasets.make_synthetic_dataset(settings.out / "data", n_train=8, n_val=4, imgsz=settings.train_imgsz)
-    if Path(settings.data).suffix in {".yaml", ".yml"} and Path(settings.data).is_file():
-        return Path(settings.data)
-    resolve = getattr(datasets, "resolve_data", None)
-    if resolve is None:
-        raise RuntimeError(f"dataset {settings.data!r} needs lcnet_yolo.data.resolve_data, which this install lacks")
-    return Path(resolve(settings.data))
 
 
 def training_key(settings: BenchmarkSettings) -> dict:
@@ -46,6 +49,7 @@ def training_key(settings: BenchmarkSettings) -> dict:
 
 
 def result_path(out: Path, model: str, seed: int) -> Path:
+    """Where the result of one model-seed is stored: ``OUT/train/<model>/seed<S>.json``."""
     return Path(out) / "train" / model / f"seed{seed}.json"
 
 
@@ -97,21 +101,8 @@ def read_curve(results_csv: Path, epochs: set[int] | None = None) -> dict[str, l
     return curve
 
 
-def val_onnx(path: Path, data_yaml: Path, imgsz: int) -> dict:
-    """mAP50 and mAP50-95 of an exported file through Ultralytics' own validator."""
-    from ultralytics import YOLO
-
-    with quiet():
-        metrics = YOLO(str(path), task="detect").val(
-            data=str(data_yaml), imgsz=imgsz, batch=1, device="cpu", plots=False, verbose=False
-        )
-    return {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)}
-
-
 def onnx_scores(weights: Path, data_yaml: Path, settings: BenchmarkSettings, dest: Path) -> dict:
     """mAP of the trained model exported to ONNX (fp32) and of its int8 copy, at the training imgsz."""
-    from ultralytics import YOLO
-
     trained = YOLO(str(weights))
     fp32 = export_onnx(trained, settings.train_imgsz, dest / "fp32-val.onnx")
     int8 = quantize_int8(fp32, dest / "int8-val.onnx", calibration_images(data_yaml, settings.calib_images))

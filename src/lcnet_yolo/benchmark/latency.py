@@ -1,5 +1,5 @@
-"""Timing: batch-1 latency runners (PyTorch, ONNX Runtime, OpenVINO), interleaved rounds, the machine's sgemm peak,
-training throughput and a description of the machine."""
+"""Timing: batch-1 latency runners (PyTorch here; ONNX Runtime and OpenVINO from :mod:`lcnet_yolo.quantize`),
+interleaved rounds, the machine's sgemm peak, training throughput and a description of the machine."""
 
 from __future__ import annotations
 
@@ -16,10 +16,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from lcnet_yolo.benchmark.models import build, count_params, export_onnx, gflops, model_yaml, quiet
+from lcnet_yolo.benchmark.models import build, count_params, export_onnx, gflops, model_yaml
+from lcnet_yolo.plugin.compat import DetectionModel, get_cfg, quiet
+from lcnet_yolo.quantize import interleaved_samples, onnxruntime_runner, openvino_runner
+
+__all__ = [
+    "machine_info",
+    "measure_models",
+    "onnxruntime_runner",
+    "openvino_runner",
+    "sgemm_peak_gflops",
+    "summarize",
+    "time_interleaved",
+    "torch_runner",
+    "train_throughput",
+]
 
 
 def torch_runner(model: nn.Module, imgsz: int) -> Callable[[], None]:
+    """A function that runs ``model`` once in PyTorch (inference mode) on a fixed random image."""
     x = torch.rand(1, 3, imgsz, imgsz)
 
     def run():
@@ -29,49 +44,11 @@ def torch_runner(model: nn.Module, imgsz: int) -> Callable[[], None]:
     return run
 
 
-def onnxruntime_runner(path: Path, threads: int) -> Callable[[], None]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Spinning worker threads of one session steal the cores of the next one when models are interleaved.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    inp = session.get_inputs()[0]
-    feed = {inp.name: np.random.default_rng(0).random(inp.shape, dtype=np.float32)}
-    return lambda: session.run(None, feed)
-
-
-def openvino_runner(path: Path, threads: int) -> Callable[[], None]:
-    import openvino as ov
-
-    core = ov.Core()
-    compiled = core.compile_model(
-        str(path),
-        "CPU",
-        {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"},
-    )
-    request = compiled.create_infer_request()
-    shape = list(compiled.input(0).shape)
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    return lambda: request.infer({0: x})
-
-
 def time_interleaved(runners: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
     """Milliseconds per call of every runner: ``warmup`` untimed calls each, then ``repeats`` rounds that call every
-    runner once, the starting runner rotating from round to round."""
-    keys = list(runners)
-    for key in keys:
-        for _ in range(warmup):
-            runners[key]()
-    samples: dict[str, list[float]] = {key: [] for key in keys}
-    for r in range(repeats):
-        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
-            start = time.perf_counter()
-            runners[key]()
-            samples[key].append((time.perf_counter() - start) * 1e3)
-    return samples
+    runner once, the starting runner rotating from round to round (:func:`lcnet_yolo.quantize.interleaved_samples`,
+    its wall-clock samples)."""
+    return {key: times["wall_ms"] for key, times in interleaved_samples(runners, warmup, repeats).items()}
 
 
 def summarize(samples: list[float]) -> dict[str, float]:
@@ -119,9 +96,6 @@ def sgemm_peak_gflops(size: int, threads: int, repeats: int = 10) -> dict[str, f
 def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, nc: int = 1) -> dict[str, float]:
     """Training images/s of each model: forward, Ultralytics' loss, backward and an SGD step on one random batch;
     ``batch`` / median step time over ``rounds`` interleaved rounds after two warm-up steps each."""
-    from ultralytics.cfg import get_cfg
-    from ultralytics.nn.tasks import DetectionModel
-
     g = torch.Generator().manual_seed(0)
     boxes_per_image = 4
     n = batch * boxes_per_image

@@ -1,13 +1,17 @@
-"""Building the benchmarked models from their YAMLs, counting them and exporting them to ONNX."""
+"""Building the benchmarked models from their YAMLs and counting them (parameters, GFLOPs).
+
+The ONNX export is :func:`lcnet_yolo.quantize.export_onnx` (re-exported here); loading goes through
+:func:`lcnet_yolo.quantize.load_yolo`.
+"""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from torch import nn
 
-from lcnet_yolo.quantize import quiet  # re-exported: the benchmark's modules silence Ultralytics with it
+from lcnet_yolo.plugin.compat import get_flops, quiet, yaml_model_load
+from lcnet_yolo.quantize import export_onnx, load_yolo
+
+__all__ = ["build", "count_params", "export_onnx", "gflops", "model_yaml", "yaml_exists"]
 
 
 def model_yaml(name: str) -> str:
@@ -17,20 +21,11 @@ def model_yaml(name: str) -> str:
 
 def build(name: str):
     """An Ultralytics ``YOLO`` object built from the model's YAML (random init)."""
-    from ultralytics import YOLO
-
-    import lcnet_yolo  # noqa: F401  (registers our layers and YAMLs)
-
-    with quiet():
-        return YOLO(model_yaml(name))
+    return load_yolo(model_yaml(name))
 
 
 def yaml_exists(name: str) -> bool:
     """Whether Ultralytics (with our YAMLs registered) finds the model's YAML."""
-    from ultralytics.nn.tasks import yaml_model_load
-
-    import lcnet_yolo  # noqa: F401
-
     try:
         with quiet():
             yaml_model_load(model_yaml(name))
@@ -40,20 +35,10 @@ def yaml_exists(name: str) -> bool:
 
 
 def count_params(model: nn.Module) -> int:
+    """The number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 
 def gflops(model: nn.Module, imgsz: int) -> float:
     """GFLOPs at ``imgsz`` x ``imgsz`` as Ultralytics reports them (thop, 2 FLOPs per multiply-add)."""
-    from ultralytics.utils.torch_utils import get_flops
-
     return float(get_flops(model, imgsz))
-
-
-def export_onnx(yolo, imgsz: int, dest: Path) -> Path:
-    """Export with Ultralytics (opset default, onnxslim on) and move the file to ``dest``."""
-    with quiet():
-        path = Path(yolo.export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, verbose=False))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(path, dest)
-    return dest

@@ -14,22 +14,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from ultralytics import YOLO
 
 from lcnet_yolo.benchmark import accuracy, report
-from lcnet_yolo.benchmark.latency import (
-    machine_info,
-    measure_models,
-    onnxruntime_runner,
-    openvino_runner,
-    summarize,
-    time_interleaved,
-)
-from lcnet_yolo.benchmark.models import export_onnx
+from lcnet_yolo.benchmark.latency import machine_info, measure_models, summarize, time_interleaved
 from lcnet_yolo.benchmark.quantization import calibration_images, quantize_int8
 from lcnet_yolo.benchmark.settings import BenchmarkSettings
+from lcnet_yolo.data import make_synthetic_dataset, resolve_data
+from lcnet_yolo.quantize import export_onnx, onnxruntime_runner, openvino_runner
+
+__all__ = ["available_backends", "report_only", "run_benchmark", "time_deployed", "train_all"]
 
 
 def log(message: str) -> None:
+    """One progress line on stderr, with the time."""
     print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -63,7 +61,10 @@ def train_all(settings: BenchmarkSettings) -> dict:
         log(f"{name} seed {seed}: done before, skipped ({accuracy.result_path(settings.out, name, seed)})")
     if not todo:
         return done
-    data_yaml = accuracy.resolve_dataset(settings)
+    if settings.quick or settings.data is None:  # quick mode: a synthetic set in OUT/data
+        data_yaml = make_synthetic_dataset(settings.out / "data", n_train=8, n_val=4, imgsz=settings.train_imgsz)
+    else:
+        data_yaml = Path(resolve_data(settings.data))
     done["data_yaml"] = str(data_yaml)
     for i, (name, seed) in enumerate(todo, 1):
         log(
@@ -79,8 +80,6 @@ def train_all(settings: BenchmarkSettings) -> dict:
 def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dict, dict]:
     """Latency at ``deploy_imgsz`` of the trained models' fp32 and int8 ONNX files (the lowest stored seed of every
     trained model), ONNX Runtime and OpenVINO, interleaved; returns (per-model fields, raw samples)."""
-    from ultralytics import YOLO
-
     stored = {}
     for result in accuracy.stored_results(settings.out):
         if result["model"] in settings.models and result["model"] not in stored:

@@ -24,7 +24,7 @@ ABLATIONS = (
     "yolov8n-pplcnet-abl-x0.75",
     "yolov8n-pplcnet-abl-x1.0",
 )
-# The activation variants of the default n model, among which report.choose_activation picks the default.
+# The activation variants of the default n model, among which stats.choose_activation picks the default.
 ACTIVATION_VARIANTS = {
     "hardswish": "yolov8n-pplcnet",
     "leakyrelu": "yolov8n-pplcnet-abl-leaky",

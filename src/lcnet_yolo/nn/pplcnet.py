@@ -10,7 +10,7 @@ Deviations and choices, stated once:
 
 * The stem has BatchNorm and the 1280-channel ``last_conv`` has no bias, as in PaddleClas (a popular
   PyTorch snippet of PP-LCNet drops the stem BN and adds that bias; timm's ``lcnet_*`` keep the BN but add
-  the bias: ``head_bias=True`` keeps it, and :mod:`lcnet_yolo.weights` reports it when it is dropped).
+  the bias: ``head_bias=True`` keeps it, and :mod:`lcnet_yolo.io.weights` reports it when it is dropped).
 * The SE bottleneck is ``C // 4`` channels without rounding, as in PaddleClas (timm rounds it to a multiple
   of 8, which only differs for x0.35).
 * PaddleClas uses ``Dropout(mode="downscale_in_infer")`` before ``fc``: at inference it multiplies by

@@ -1,29 +1,47 @@
-"""Ultralytics' export formats for lcnet-yolo: what each needs, one-line errors, and the format matrix.
+"""What each of Ultralytics' export formats needs, and the one-line error when a package is missing.
 
 ``import lcnet_yolo`` turns Ultralytics' automatic ``pip install`` off, so a format whose package is missing would
 end in ``No module named ...``. This module knows which Python module each format needs for export and for
 inference, and which lcnet-yolo extra installs it (``pip install 'lcnet-yolo[ncnn]'``):
 
 * :func:`require_export`, :func:`require_runtime` and :func:`require_track` raise :class:`MissingPackageError`
-  (one line naming the extra) before Ultralytics starts; the ``lcnet-yolo`` command calls them;
-* :func:`missing_package_message` turns any ``ModuleNotFoundError`` into the same one line;
-* :func:`format_matrix` exports a trained model to each tested format and measures export, predict, val mAP and
-  latency (``lcnet-yolo formats``), for the table in the README.
+  (one line naming the extra) before Ultralytics starts; :func:`check_mode` runs them (and checks an exported
+  model's task and input size) for the ``lcnet-yolo`` command;
+* :func:`missing_package_message` and :func:`message_for` turn any ``ModuleNotFoundError`` into the same one line;
+* :func:`support_markdown` is the table of every format and its extra (``lcnet-yolo formats --support``).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
-import os
-import shutil
-import statistics
-import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lcnet_yolo.io.errors import MissingPackageError
+
+__all__ = [
+    "ALIASES",
+    "FORMATS",
+    "PACKAGES",
+    "RUNTIME_SUFFIXES",
+    "FormatSupport",
+    "MissingPackageError",
+    "canonical_format",
+    "check_mode",
+    "check_model",
+    "exported_format",
+    "exported_metadata",
+    "install_hint",
+    "is_installed",
+    "message_for",
+    "missing_package_message",
+    "require_export",
+    "require_runtime",
+    "require_track",
+    "support_markdown",
+]
 
 # Python module -> (PyPI package, lcnet-yolo extra that installs it; None where lcnet-yolo has no extra for it)
 PACKAGES: dict[str, tuple[str, str | None]] = {
@@ -167,10 +185,6 @@ RUNTIME_SUFFIXES = {
     ".engine": "engine",
     "_executorch_model": "executorch",
 }
-
-
-class MissingPackageError(ImportError):
-    """A package that a format (or tracking) needs is not installed; the message is one line naming the extra."""
 
 
 def is_installed(module: str) -> bool:
@@ -345,171 +359,6 @@ def check_model(model: Any, path: str | Path, task: str | None) -> None:
         raise ValueError(f"{path} is a {model.task} model, not a {task} model")
 
 
-# ------------------------------------------------------------------------------------------------- format matrix
-@dataclass(frozen=True)
-class Case:
-    """One row of the format matrix: a label and Ultralytics export arguments (``format=pt`` means no export)."""
-
-    key: str  # for ``--formats`` and folder names
-    label: str
-    format: str
-    args: dict[str, Any] = field(default_factory=dict)
-
-
-CASES = (
-    Case("pt", "PyTorch (.pt)", "pt"),
-    Case("torchscript", "TorchScript", "torchscript"),
-    Case("onnx", "ONNX", "onnx"),
-    Case("onnx-fp16", "ONNX fp16", "onnx", {"quantize": 16}),
-    Case("onnx-dynamic", "ONNX dynamic", "onnx", {"dynamic": True}),
-    Case("onnx-int8", "ONNX int8", "onnx", {"quantize": 8}),
-    Case("openvino", "OpenVINO", "openvino"),
-    Case("openvino-int8", "OpenVINO int8", "openvino", {"quantize": 8}),
-    Case("ncnn", "NCNN", "ncnn"),
-    Case("mnn", "MNN", "mnn"),
-)
-# Not in the default matrix (their packages are not in the dev environment; see FORMATS): run with --formats.
-OPTIONAL_CASES = (Case("paddle", "PaddlePaddle", "paddle"), Case("coreml", "CoreML", "coreml"))
-CASES_BY_KEY = {c.key: c for c in (*CASES, *OPTIONAL_CASES)}
-
-
-@dataclass
-class Row:
-    """Measured outcome of one :class:`Case`."""
-
-    case: Case
-    exported: str = ""  # path of the exported model (the .pt itself for PyTorch)
-    boxes: int | None = None  # boxes predicted on the probe image
-    map50_95: float | None = None
-    map50: float | None = None
-    latency_ms: float | None = None  # median inference time per image, Ultralytics' own measurement
-    error: str = ""
-
-
-def _one_line(error: BaseException) -> str:
-    if isinstance(error, ModuleNotFoundError):
-        return message_for(error)
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:160]
-
-
-def run_case(
-    case: Case, weights: Path, data: str, imgsz: int, workdir: Path, image: str, device: str = "cpu"
-) -> tuple[Row, Any]:
-    """Export ``weights`` for ``case`` in its own folder, predict on ``image`` and validate (``rect=False``).
-
-    Returns the row and the loaded model (None if a step failed), which :func:`format_matrix` then times.
-    """
-    from ultralytics import YOLO
-
-    from lcnet_yolo.checkpoints import load_yolo
-
-    row = Row(case)
-    folder = workdir / case.key
-    folder.mkdir(parents=True, exist_ok=True)
-    local = folder / Path(weights).name
-    shutil.copyfile(weights, local)
-    try:
-        if case.format == "pt":
-            model_path = str(local)
-        else:
-            require_export(case.format, **case.args)
-            calibration = {"data": data} if case.args.get("quantize") == 8 else {}
-            model_path = str(
-                load_yolo(local).export(format=case.format, imgsz=imgsz, device=device, **calibration, **case.args)
-            )
-        row.exported = model_path
-        require_runtime(model_path)
-        model = load_yolo(model_path) if case.format == "pt" else YOLO(model_path, task="detect")
-        common = {"imgsz": imgsz, "device": device, "verbose": False}
-        row.boxes = len(model.predict(image, **common)[0].boxes)
-        metrics = model.val(
-            data=data, batch=1, rect=False, plots=False, project=str(workdir / "val"), name=folder.name, **common
-        )
-        row.map50_95, row.map50 = float(metrics.box.map), float(metrics.box.map50)
-        return row, model
-    except Exception as error:  # a row reports its failure; the matrix goes on
-        row.error = _one_line(error)
-        return row, None
-
-
-def time_round_robin(models: dict[int, Any], image: str, imgsz: int, runs: int, device: str = "cpu") -> dict:
-    """Median inference ms per model (Ultralytics' own timing), models taking turns so that load from other
-    processes on the machine falls on all of them alike. Two warm-up rounds are not counted."""
-    times: dict[int, list[float]] = {key: [] for key in models}
-    for round_ in range(runs + 2):
-        for key, model in models.items():
-            speed = model.predict(image, imgsz=imgsz, device=device, verbose=False)[0].speed["inference"]
-            if round_ >= 2:
-                times[key].append(speed)
-    return {key: statistics.median(values) for key, values in times.items() if values}
-
-
-def format_matrix(
-    weights: str | Path,
-    data: str,
-    imgsz: int = 640,
-    cases: tuple[Case, ...] = CASES,
-    workdir: str | Path | None = None,
-    image: str | None = None,
-    runs: int = 20,
-) -> list[Row]:
-    """Run every case on ``weights`` (a detection ``.pt``) and return the measured rows."""
-    import tempfile
-
-    from lcnet_yolo.data import resolve_data
-
-    data = resolve_data(data) if "/" not in str(data) and not str(data).endswith((".yaml", ".yml")) else str(data)
-    if image is None:
-        image = _first_val_image(data)
-    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lcnet-yolo-formats-"))
-    rows, models = [], {}
-    for index, case in enumerate(cases):
-        row, model = run_case(case, Path(weights), data, imgsz, workdir, image)
-        rows.append(row)
-        if model is not None:
-            models[index] = model
-    if runs > 0:
-        for index, latency in time_round_robin(models, image, imgsz, runs).items():
-            rows[index].latency_ms = latency
-    return rows
-
-
-def _first_val_image(data_yaml: str) -> str:
-    from ultralytics.data.utils import check_det_dataset
-
-    val = check_det_dataset(data_yaml)["val"]
-    folder = Path(val[0] if isinstance(val, list) else val)
-    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".tif", ".tiff"})
-    if not images:
-        raise FileNotFoundError(f"no validation images under {folder}")
-    return str(images[0])
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def matrix_markdown(rows: list[Row]) -> str:
-    """The matrix as a markdown table: export ok / predict ok / val mAP / difference to the .pt / latency."""
-    reference = next((r.map50_95 for r in rows if r.case.format == "pt" and r.map50_95 is not None), None)
-    lines = [
-        "| format | export | predict (boxes) | val mAP50-95 | Δ vs .pt | mAP50 | latency ms |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        exported = "—" if row.case.format == "pt" else ("ok" if row.exported else "failed")
-        predicted = f"ok ({row.boxes})" if row.boxes is not None else ("—" if not row.exported else "failed")
-        delta = f"{row.map50_95 - reference:+.3f}" if reference is not None and row.map50_95 is not None else ""
-        lines.append(
-            f"| {row.case.label} | {exported} | {predicted} | {_fmt(row.map50_95, 3)} | {delta} | "
-            f"{_fmt(row.map50, 3)} | {_fmt(row.latency_ms, 1)} |"
-        )
-        if row.error:
-            lines.append(f"| ↳ {row.case.label}: {row.error.replace('|', '/')} | | | | | | |")
-    return "\n".join(lines)
-
-
 def support_markdown() -> str:
     """Every Ultralytics export format: the lcnet-yolo extra that installs it, tested or why not."""
     lines = ["| format | install | in the test suite (CI) |", "|---|---|---|"]
@@ -518,51 +367,3 @@ def support_markdown() -> str:
         tested = "yes: export, predict, val" if support.tested else f"no: {support.note}"
         lines.append(f"| `{support.name}` | {install} | {tested} |")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``lcnet-yolo formats``: export a trained model to each tested format and print the matrix (markdown)."""
-    parser = argparse.ArgumentParser(prog="lcnet-yolo formats", description=main.__doc__)
-    parser.add_argument("--model", required=False, help="trained detection .pt (required unless --support)")
-    parser.add_argument("--data", default="neon-trees", help="data YAML or dataset name for val and int8 calibration")
-    parser.add_argument("--imgsz", type=int, default=640, help="export, val and latency image size (default 640)")
-    parser.add_argument(
-        "--threads", type=int, default=2, help="CPU threads for PyTorch/TorchScript (default 2); others: their default"
-    )
-    parser.add_argument("--runs", type=int, default=20, help="timed predictions per format (median; default 20)")
-    keys = ", ".join(CASES_BY_KEY)
-    parser.add_argument("--formats", default="", help=f"comma-separated subset of: {keys}")
-    parser.add_argument("--workdir", default=None, help="where exports go (default: a new temporary folder)")
-    parser.add_argument("--support", action="store_true", help="print the table of all formats and their extras")
-    opts = parser.parse_args(argv)
-    if opts.support:
-        print(support_markdown())
-        return 0
-    if not opts.model:
-        raise ValueError("--model is required (a trained detection .pt)")
-    if not Path(opts.model).is_file():
-        raise FileNotFoundError(f"--model {opts.model} does not exist")
-    wanted = [k.strip() for k in opts.formats.split(",") if k.strip()]
-    unknown = [k for k in wanted if k not in CASES_BY_KEY]
-    if unknown:
-        raise ValueError(f"unknown format(s) {', '.join(unknown)}; choose from {keys}")
-    cases = tuple(CASES_BY_KEY[k] for k in wanted) or CASES
-    os.environ.setdefault("OMP_NUM_THREADS", str(opts.threads))
-    import torch
-
-    torch.set_num_threads(opts.threads)
-    start = time.time()
-    rows = format_matrix(opts.model, opts.data, opts.imgsz, cases, opts.workdir, runs=opts.runs)
-    print(matrix_markdown(rows))
-    print(
-        f"\n{Path(opts.model).name}, data {opts.data}, {opts.imgsz} px, batch 1, rect=False, PyTorch threads "
-        f"{opts.threads} (other runtimes: their default, {os.cpu_count()} CPUs here), median of {opts.runs} rounds; "
-        f"{time.time() - start:.0f} s"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    import lcnet_yolo  # noqa: F401  (registers our layers)
-
-    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The fp32 side through Ultralytics' ``YOLO``: a model from weights or a name, its ONNX export, and the mAP of any
+exported file (fp32 or int8) through Ultralytics' ``val``."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+from ultralytics import YOLO
+
+from lcnet_yolo.io.checkpoints import load_yolo as load_checkpoint
+from lcnet_yolo.plugin.compat import quiet, yaml_model_load
+
+__all__ = ["export_onnx", "load_yolo", "val_map"]
+
+
+def load_yolo(model: str | Path, nc: int | None = None):
+    """A ``YOLO`` object from a ``.pt`` file (loaded by :func:`lcnet_yolo.io.checkpoints.load_yolo`) or a model
+    name/YAML (random init; ``nc`` classes if given)."""
+    text = str(model)
+    with quiet():
+        if text.endswith(".pt"):
+            if not Path(text).is_file():
+                raise FileNotFoundError(f"weights not found: {text}")
+            return load_checkpoint(text)
+        name = text if text.endswith((".yaml", ".yml")) else f"{text}.yaml"
+        if nc is None:
+            return YOLO(name)
+        spec = yaml_model_load(name)
+        spec["nc"] = nc
+        folder = Path(tempfile.mkdtemp(prefix="lcnet-yolo-quantize-"))
+        path = folder / Path(name).name  # same file name: Ultralytics reads the scale from it
+        path.write_text(yaml.safe_dump({k: v for k, v in spec.items() if k != "yaml_file"}, sort_keys=False))
+        return YOLO(str(path))
+
+
+def export_onnx(yolo, imgsz: int, dest: str | Path) -> Path:
+    """Ultralytics' ONNX export (fixed input size, onnxslim on), moved to ``dest``."""
+    dest = Path(dest)
+    with quiet():
+        path = Path(yolo.export(format="onnx", imgsz=imgsz, simplify=True, dynamic=False, verbose=False))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, dest)
+    return dest
+
+
+def val_map(path: str | Path, data: str | Path, imgsz: int = 640) -> dict[str, float]:
+    """mAP50 and mAP50-95 of an exported model (ONNX file or OpenVINO folder) through Ultralytics' ``val``."""
+    with quiet():
+        metrics = YOLO(str(path), task="detect").val(
+            data=str(data), imgsz=imgsz, batch=1, device="cpu", plots=False, verbose=False
+        )
+    return {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)}

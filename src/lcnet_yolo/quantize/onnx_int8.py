@@ -1,0 +1,180 @@
+"""ONNX Runtime static int8 quantization of an Ultralytics ONNX export, with hardswish as uint8 lookups.
+
+:func:`quantize_onnx_int8` runs ``quant_pre_process`` and ``quantize_static`` (QDQ, per-channel int8 weights, uint8
+activations) calibrated on letterboxed training images, keeps Detect's box decoding (:func:`decoding_nodes`) and,
+optionally, the stem in float, then rewrites every ``DQ -> HardSigmoid -> Q`` into a uint8 table lookup
+(:func:`hardsigmoid_as_lookup`): without that each hardswish is a dequantize, a float HardSigmoid and a quantize,
+and the int8 model is slower than fp32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lcnet_yolo.quantize.calibration import letterboxed
+
+__all__ = ["decoding_nodes", "hardsigmoid_as_lookup", "quantize_onnx_int8"]
+
+
+def decoding_nodes(model) -> list[str]:
+    """Names of the ONNX nodes of Detect's box decoding (everything of the last layer but its conv branches).
+
+    They stay in float: Detect concatenates pixel coordinates with 0..1 scores, one int8 scale cannot hold both.
+    """
+    heads = [n.name for n in model.graph.node if n.name.startswith("/model.")]
+    if not heads:
+        return []
+    last = max(int(name.split("/")[1].split(".")[1]) for name in heads)
+    prefix = f"/model.{last}/"
+    branches = tuple(f"{prefix}{b}" for b in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"))
+    return [n.name for n in model.graph.node if n.name.startswith(prefix) and not n.name.startswith(branches)]
+
+
+def _initializer(model, name: str) -> np.ndarray:
+    from onnx import numpy_helper
+
+    for tensor in model.graph.initializer:
+        if tensor.name == name:
+            return numpy_helper.to_array(tensor)
+    raise KeyError(name)
+
+
+def hardsigmoid_as_lookup(model) -> int:
+    """Rewrite ``DQ -> HardSigmoid -> Q`` of a QDQ model so that ONNX Runtime runs it on uint8; return how many.
+
+    ONNX Runtime has no int8 hardswish; after its optimizer inlines ``HardSwish(x) = x * HardSigmoid(x)`` the
+    quantizer leaves HardSigmoid in float, between a dequantize and a quantize: three passes over every
+    feature map in float. HardSigmoid is ``clip(a*x + b, 0, 1)``, an affine map of ``c = clip(x, -b/a, (1-b)/a)``.
+    ``c`` is an identity LeakyRelu (alpha 1) quantized with scale ``1/(255a)`` and zero point ``255b`` (the
+    quantizer's saturation does the clipping), which ONNX Runtime fuses into one uint8 table lookup
+    (QLinearLeakyRelu); the same uint8 codes, read with scale 1/255 and zero point 0, are HardSigmoid's output
+    (exact up to half a code when ``255b`` is not an integer). The Mul that follows stays an int8 QLinearMul.
+    """
+    from onnx import helper, numpy_helper
+
+    producers = {out: node for node in model.graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    rewritten = 0
+    for node in list(model.graph.node):
+        if node.op_type != "HardSigmoid":
+            continue
+        dq = producers.get(node.input[0])
+        after = consumers.get(node.output[0], [])
+        if dq is None or dq.op_type != "DequantizeLinear" or len(after) != 1 or after[0].op_type != "QuantizeLinear":
+            continue
+        q = after[0]
+        readers = consumers.get(q.output[0], [])
+        if not readers or any(r.op_type != "DequantizeLinear" for r in readers):
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        zero_type = _initializer(model, q.input[2]).dtype if len(q.input) > 2 else np.dtype(np.uint8)
+        if zero_type != np.uint8 or alpha <= 0:
+            continue
+        tag = node.name or node.output[0]
+        names = {k: f"{tag}_lookup_{k}" for k in ("clip_scale", "clip_zero", "hsig_scale", "hsig_zero")}
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array(1.0 / (255.0 * alpha), np.float32), names["clip_scale"]),
+                numpy_helper.from_array(np.array(round(255.0 * beta), np.uint8), names["clip_zero"]),
+                numpy_helper.from_array(np.array(1.0 / 255.0, np.float32), names["hsig_scale"]),
+                numpy_helper.from_array(np.array(0, np.uint8), names["hsig_zero"]),
+            ]
+        )
+        node.op_type = "LeakyRelu"
+        del node.attribute[:]
+        node.attribute.append(helper.make_attribute("alpha", 1.0))
+        q.input[1:] = [names["clip_scale"], names["clip_zero"]]
+        for reader in readers:
+            reader.input[1:] = [names["hsig_scale"], names["hsig_zero"]]
+        rewritten += 1
+    _drop_unused_initializers(model)
+    return rewritten
+
+
+def _drop_unused_initializers(model) -> None:
+    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+def quantize_onnx_int8(
+    fp32_onnx: str | Path,
+    out: str | Path,
+    calibration_images: Sequence[str | Path],
+    *,
+    hardswish_lookup: bool = True,
+    float_stem: bool = True,
+    float_nodes: Sequence[str] = (),
+    per_channel: bool = True,
+    op_types: Sequence[str] | None = None,
+    extra_options: dict | None = None,
+) -> Path:
+    """ONNX Runtime static int8 quantization of an Ultralytics ONNX export; returns ``out``.
+
+    QDQ format, per-channel int8 weights, uint8 activations, min/max calibration on ``calibration_images``
+    letterboxed to the model's input size. The model is first pre-processed (``quant_pre_process``: ONNX
+    Runtime's basic optimizations, which fold constants and inline HardSwish into HardSigmoid and Mul). Detect's
+    box decoding and ``float_nodes`` (node names of the pre-processed model) stay in float, and with
+    ``float_stem`` the convolutions that read the image (3 input channels: ONNX Runtime's fp32 kernel is faster
+    there than its int8 one, and the image needs no quantize). With ``hardswish_lookup`` every HardSigmoid
+    between quantized tensors becomes a uint8 table lookup (:func:`hardsigmoid_as_lookup`). Ultralytics' metadata
+    is carried over so ``YOLO(out)`` loads a detector.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32_onnx, out = Path(fp32_onnx), Path(out)
+    images = [Path(p) for p in calibration_images]
+    if not images:
+        raise ValueError("quantize_onnx_int8 needs at least one calibration image")
+    original = onnx.load(str(fp32_onnx))
+    input_name = original.graph.input[0].name
+    height, width = (d.dim_value for d in original.graph.input[0].type.tensor_type.shape.dim[2:])
+    if not height or not width:
+        raise ValueError(f"{fp32_onnx} has a dynamic input size; export it with a fixed imgsz (dynamic=False)")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.files = iter(images)
+
+        def get_next(self) -> dict | None:
+            path = next(self.files, None)
+            return None if path is None else {input_name: letterboxed(path, height, width)}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prepared = out.with_suffix(".prep.onnx")
+    try:
+        quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
+        graph = onnx.load(str(prepared)).graph
+        stem = [n.name for n in graph.node if float_stem and n.op_type == "Conv" and input_name in n.input]
+        exclude = decoding_nodes(onnx.load(str(prepared))) + stem + list(float_nodes)
+        quantize_static(
+            str(prepared),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(op_types) if op_types else None,
+            nodes_to_exclude=exclude,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            extra_options=extra_options or {},
+        )
+    finally:
+        prepared.unlink(missing_ok=True)
+    quantized = onnx.load(str(out))
+    if hardswish_lookup:
+        hardsigmoid_as_lookup(quantized)
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(original.metadata_props)
+    onnx.save(quantized, str(out))
+    return out
