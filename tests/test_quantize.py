@@ -75,20 +75,37 @@ def test_int8_model_runs_close_to_fp32_on_a_calibration_image(tiny):
     assert np.corrcoef(int8[:, 4:].ravel(), fp32[:, 4:].ravel())[0, 1] > 0.99  # measured 0.9993
 
 
-def test_int8_graph_runs_every_conv_and_hardswish_in_int8(tiny, tmp_path):
+def test_int8_graph_runs_every_conv_and_hardswish_in_int8_but_the_thin_stem(tiny, tmp_path):
     source = collections.Counter(n.op_type for n in onnx.load(str(tiny["fp32"])).graph.node)
     ops = collections.Counter(n.op_type for n in _optimized(tiny["int8"], tmp_path / "opt.onnx").graph.node)
     assert source["HardSwish"] > 30 and source["HardSigmoid"] == 2  # backbone hardswish, SE gates
-    # every conv but the stem (3 input channels, kept in float) is an int8 QLinearConv
-    assert ops["QLinearConv"] == source["Conv"] - 1
-    assert ops["Conv"] + ops["FusedConv"] == 1
-    # every hardswish and SE gate (the stem's too: its output is quantized) is a uint8 table lookup: no
-    # HardSigmoid/HardSwish runs in float
-    assert ops["QLinearLeakyRelu"] == source["HardSwish"] + source["HardSigmoid"]
-    assert ops["HardSigmoid"] + ops["HardSwish"] == 0
+    # every conv but the stem (the 3-channel conv reading the image and the 8-channel depthwise conv behind it,
+    # kept in float) is an int8 QLinearConv
+    assert ops["QLinearConv"] == source["Conv"] - 2
+    assert ops["Conv"] + ops["FusedConv"] == 2
+    # every other hardswish and the SE gates are uint8 table lookups: no HardSigmoid/HardSwish runs in float
+    # but the stem's two (inlined by ONNX Runtime as HardSigmoid and Mul)
+    assert ops["QLinearLeakyRelu"] == source["HardSwish"] - 2 + source["HardSigmoid"]
+    assert ops["HardSigmoid"] + ops["HardSwish"] <= 2
     # float islands left: the stem with the quantize after it, and Detect's box decoding
     assert ops["QuantizeLinear"] == 1
     assert ops["DequantizeLinear"] <= 8
+
+
+def test_thin_front_is_the_stem_and_the_first_depthwise_conv_with_their_activations(tiny):
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = tiny["root"] / "front.prep.onnx"
+    quant_pre_process(str(tiny["fp32"]), str(prepared), skip_symbolic_shape=True)
+    model = onnx.load(str(prepared))
+    quantize.onnx_int8.name_unnamed_nodes(model)
+    front = quantize.thin_front_nodes(model)
+    ops = {n.name: n.op_type for n in model.graph.node}
+    assert [ops[name] for name in front] == ["Conv", "HardSigmoid", "Mul"] * 2
+    assert front[0] == "/model.0/conv1/conv/Conv"
+    assert front[3] == "/model.0/blocks2/blocks2.0/dw_conv/conv/Conv"
+    # with a threshold of 8 channels the 8-channel depthwise conv is not thin: only the stem stays in float
+    assert len(quantize.thin_front_nodes(model, min_channels=8)) == 3
 
 
 def test_without_the_lookup_rewrite_hardsigmoid_stays_in_float(tiny, tmp_path):
@@ -189,3 +206,10 @@ def test_cli_reports_missing_data_in_one_line(tmp_path, capsys):
     missing = tmp_path / "nosuch.yaml"
     assert quantize.main(["--model", "yolov8n-pplcnet", "--data", str(missing), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: data not found: {missing}\n"
+
+
+def test_file_tags_keep_two_runs_last_pt_apart():
+    from lcnet_yolo.quantize.comparison import file_tags
+
+    assert file_tags(["runs/a/weights/last.pt", "runs/b/weights/last.pt", "yolov8n"]) == ["last-1", "last-2", "yolov8n"]
+    assert file_tags(["yolov8n-pplcnet", "runs/a/best.pt"]) == ["yolov8n-pplcnet", "best"]

@@ -2,9 +2,10 @@
 
 * :func:`quantize_onnx_int8` — ONNX Runtime static quantization (QDQ format, per-channel int8 weights, uint8
   activations) of an Ultralytics ONNX export, calibrated on training images letterboxed as Ultralytics'
-  predictor does, Detect's box decoding kept in float. On top of ``quantize_static`` it rewrites every
-  hardswish so that ONNX Runtime runs it on uint8 tensors (see :func:`hardsigmoid_as_lookup`): without that
-  each hardswish is a dequantize, a float HardSigmoid and a quantize, and the int8 model is slower than fp32.
+  predictor does, Detect's box decoding and the thin stem (:func:`thin_front_nodes`) kept in float. On top of
+  ``quantize_static`` it rewrites every hardswish so that ONNX Runtime runs it on uint8 tensors (see
+  :func:`hardsigmoid_as_lookup`): without that each hardswish is a dequantize, a float HardSigmoid and a
+  quantize, and the int8 model is slower than fp32.
 * :func:`quantize_openvino_int8` — Ultralytics' own OpenVINO exporter with ``int8=True`` (NNCF, calibrated
   on the ``data`` training split).
 * :func:`quantize_openvino_nncf` — NNCF directly on the OpenVINO model of an ONNX export, with our own
@@ -28,7 +29,7 @@ from lcnet_yolo.quantize.calibration import IMAGE_SUFFIXES, calibration_images, 
 from lcnet_yolo.quantize.cli import main
 from lcnet_yolo.quantize.comparison import measure, report
 from lcnet_yolo.quantize.models import export_onnx, load_yolo, val_map
-from lcnet_yolo.quantize.onnx_int8 import decoding_nodes, hardsigmoid_as_lookup, quantize_onnx_int8
+from lcnet_yolo.quantize.onnx_int8 import decoding_nodes, hardsigmoid_as_lookup, quantize_onnx_int8, thin_front_nodes
 from lcnet_yolo.quantize.openvino_int8 import quantize_openvino_int8, quantize_openvino_nncf, write_openvino_folder
 from lcnet_yolo.quantize.timing import (
     interleaved_samples,
@@ -56,6 +57,7 @@ __all__ = [
     "quantize_openvino_int8",
     "quantize_openvino_nncf",
     "report",
+    "thin_front_nodes",
     "time_interleaved",
     "val_map",
     "write_openvino_folder",

@@ -28,9 +28,15 @@ def _move_folder(source: Path, dest: Path) -> Path:
     return dest
 
 
-def _int8_files(model: str | Path, yolo, data_yaml: Path, imgsz: int, images: Sequence[Path], out: Path) -> dict:
-    """fp32 ONNX export, its ONNX Runtime int8 copy and Ultralytics' OpenVINO int8 export, all at ``imgsz``."""
-    stem = Path(str(model)).stem
+def file_tags(models: Sequence[str | Path]) -> list[str]:
+    """A file-name tag per model: its stem, numbered where stems repeat (two runs' ``last.pt``)."""
+    stems = [Path(str(m)).stem for m in models]
+    return [stem if stems.count(stem) == 1 else f"{stem}-{i}" for i, stem in enumerate(stems, 1)]
+
+
+def _int8_files(stem: str, yolo, data_yaml: Path, imgsz: int, images: Sequence[Path], out: Path) -> dict:
+    """fp32 ONNX export, its ONNX Runtime int8 copy and Ultralytics' OpenVINO int8 export, all at ``imgsz``,
+    named ``<stem>-fp32-<imgsz>.onnx`` and so on."""
     fp32 = export_onnx(yolo, imgsz, out / f"{stem}-fp32-{imgsz}.onnx")
     ort_int8 = quantize_onnx_int8(fp32, out / f"{stem}-int8-{imgsz}.onnx", images)
     folder = quantize_openvino_int8(yolo, data_yaml, imgsz)
@@ -79,17 +85,17 @@ def measure(
     }
     runners: dict[str, Callable[[], object]] = {}
     nc = None
-    for model in models:
+    for model, tag in zip(models, file_tags(models), strict=True):
         yolo = load_yolo(model)
         nc = nc or len(yolo.names)
-        files = _int8_files(model, yolo, data_yaml, imgsz, images, out)
+        files = _int8_files(tag, yolo, data_yaml, imgsz, images, out)
         key = str(model)
         runners[f"{key}|ort|fp32"] = onnxruntime_runner(files["fp32"], threads, ort_spin)
         runners[f"{key}|ort|int8"] = onnxruntime_runner(files["ort_int8"], threads, ort_spin)
         runners[f"{key}|openvino|fp32"] = openvino_runner(files["fp32"], threads)
         runners[f"{key}|openvino|int8"] = openvino_runner(files["ov_int8"], threads)
         if val and str(model).endswith(".pt"):
-            files = _int8_files(model, yolo, data_yaml, val_imgsz, images, out / "val")
+            files = _int8_files(tag, yolo, data_yaml, val_imgsz, images, out / "val")
             results["map50_95"][key] = {
                 tag: val_map(path, data_yaml, val_imgsz)["map50_95"] for tag, path in files.items()
             }

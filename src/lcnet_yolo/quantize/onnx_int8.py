@@ -2,9 +2,9 @@
 
 :func:`quantize_onnx_int8` runs ``quant_pre_process`` and ``quantize_static`` (QDQ, per-channel int8 weights, uint8
 activations) calibrated on letterboxed training images, keeps Detect's box decoding (:func:`decoding_nodes`) and,
-optionally, the stem in float, then rewrites every ``DQ -> HardSigmoid -> Q`` into a uint8 table lookup
-(:func:`hardsigmoid_as_lookup`): without that each hardswish is a dequantize, a float HardSigmoid and a quantize,
-and the int8 model is slower than fp32.
+optionally, the stem (:func:`thin_front_nodes`) in float, then rewrites every ``DQ -> HardSigmoid -> Q`` into a
+uint8 table lookup (:func:`hardsigmoid_as_lookup`): without that each hardswish is a dequantize, a float
+HardSigmoid and a quantize, and the int8 model is slower than fp32.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import numpy as np
 
 from lcnet_yolo.quantize.calibration import letterboxed
 
-__all__ = ["decoding_nodes", "hardsigmoid_as_lookup", "quantize_onnx_int8"]
+__all__ = ["decoding_nodes", "hardsigmoid_as_lookup", "quantize_onnx_int8", "thin_front_nodes"]
+
+# Elementwise nodes an activation is exported as (hardswish inlined as HardSigmoid and Mul, SiLU as Sigmoid and Mul).
+_ACTIVATIONS = {"Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "Mul", "Relu", "Sigmoid"}
 
 
 def decoding_nodes(model) -> list[str]:
@@ -31,6 +34,42 @@ def decoding_nodes(model) -> list[str]:
     prefix = f"/model.{last}/"
     branches = tuple(f"{prefix}{b}" for b in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"))
     return [n.name for n in model.graph.node if n.name.startswith(prefix) and not n.name.startswith(branches)]
+
+
+def name_unnamed_nodes(model) -> None:
+    """Give every unnamed node its first output's name, so that it can be excluded from quantization by name
+    (ONNX Runtime's optimizer inlines HardSwish into a HardSigmoid and a Mul without names)."""
+    for node in model.graph.node:
+        if not node.name:
+            node.name = node.output[0]
+
+
+def thin_front_nodes(model, min_channels: int = 16) -> list[str]:
+    """Names of the nodes from the image to the first convolution that is neither a stem conv (reading the image)
+    nor a depthwise conv of fewer than ``min_channels`` channels, with their activations.
+
+    PP-LCNet x0.5 starts with 8 channels at half resolution (stem and the first depthwise conv): ONNX Runtime's
+    int8 depthwise kernel is slower than its fp32 one on so few channels (the 8-channel 3x3 depthwise conv at
+    320 x 320: 4.1 ms in int8, 1.6 ms in fp32, 1 thread), and there the int8 model would pay a quantize as well.
+    Keeping this front in float moves the first quantize behind it.
+    """
+    image = model.graph.input[0].name
+    initializers = {t.name for t in model.graph.initializer}
+    front: set[str] = {image}
+    names = []
+    for node in model.graph.node:
+        inputs = [i for i in node.input if i and i not in initializers]
+        if not inputs or not all(i in front for i in inputs):
+            continue
+        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+        if node.op_type == "Conv":
+            if image not in node.input and not 1 < groups < min_channels:
+                continue
+        elif node.op_type not in _ACTIVATIONS:
+            continue
+        names.append(node.name)
+        front.update(node.output)
+    return names
 
 
 def _initializer(model, name: str) -> np.ndarray:
@@ -121,12 +160,13 @@ def quantize_onnx_int8(
 
     QDQ format, per-channel int8 weights, uint8 activations, min/max calibration on ``calibration_images``
     letterboxed to the model's input size. The model is first pre-processed (``quant_pre_process``: ONNX
-    Runtime's basic optimizations, which fold constants and inline HardSwish into HardSigmoid and Mul). Detect's
-    box decoding and ``float_nodes`` (node names of the pre-processed model) stay in float, and with
-    ``float_stem`` the convolutions that read the image (3 input channels: ONNX Runtime's fp32 kernel is faster
-    there than its int8 one, and the image needs no quantize). With ``hardswish_lookup`` every HardSigmoid
-    between quantized tensors becomes a uint8 table lookup (:func:`hardsigmoid_as_lookup`). Ultralytics' metadata
-    is carried over so ``YOLO(out)`` loads a detector.
+    Runtime's basic optimizations, which fold constants and inline HardSwish into HardSigmoid and Mul; unnamed
+    nodes get their first output's name). Detect's box decoding and ``float_nodes`` (node names of the
+    pre-processed model) stay in float, and with ``float_stem`` the stem (:func:`thin_front_nodes`: the convs that
+    read the image, the depthwise convs of fewer than 16 channels right behind them, their activations): ONNX
+    Runtime's fp32 kernels are faster there than its int8 ones, and the image needs no quantize. With
+    ``hardswish_lookup`` every HardSigmoid between quantized tensors becomes a uint8 table lookup
+    (:func:`hardsigmoid_as_lookup`). Ultralytics' metadata is carried over so ``YOLO(out)`` loads a detector.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -154,9 +194,11 @@ def quantize_onnx_int8(
     prepared = out.with_suffix(".prep.onnx")
     try:
         quant_pre_process(str(fp32_onnx), str(prepared), skip_symbolic_shape=True)
-        graph = onnx.load(str(prepared)).graph
-        stem = [n.name for n in graph.node if float_stem and n.op_type == "Conv" and input_name in n.input]
-        exclude = decoding_nodes(onnx.load(str(prepared))) + stem + list(float_nodes)
+        model = onnx.load(str(prepared))
+        name_unnamed_nodes(model)
+        onnx.save(model, str(prepared))
+        stem = thin_front_nodes(model) if float_stem else []
+        exclude = decoding_nodes(model) + stem + list(float_nodes)
         quantize_static(
             str(prepared),
             str(out),
