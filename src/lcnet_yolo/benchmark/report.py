@@ -125,8 +125,9 @@ def accuracy_table(results: Mapping) -> list[str]:
         "per-seed ratios (paired by seed). Plateau: mean-over-seeds mAP50-95 of the last 5 % of epochs vs the 5 % "
         f"ending at 80 % of the budget; reached when the last 20 % of epochs gained < {100 * PLATEAU_GAIN:.0f} %. "
         "int8 = ONNX Runtime static quantization (QDQ, per-channel) of the last-epoch weights; Δ int8 in points "
-        f"(mean over seeds); deployed latency at {deploy_size} px (lowest seed's weights), int8 ratio to "
-        f"{results['baseline']}'s fp32.",
+        "(mean over seeds; plain recipe, as stored with each training); deployed latency at "
+        f"{deploy_size} px (lowest seed's weights; int8 with the shipped recipe of `lcnet-yolo quantize`: "
+        f"hardswish as uint8 lookups, thin stem in float), int8 ratio to {results['baseline']}'s fp32.",
         "",
     ]
     header = ["Model", "mAP50", "mAP50-95", "per seed mAP50-95"]

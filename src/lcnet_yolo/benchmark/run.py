@@ -18,7 +18,7 @@ from ultralytics import YOLO
 
 from lcnet_yolo.benchmark import accuracy, report
 from lcnet_yolo.benchmark.latency import machine_info, measure_models, summarize, time_interleaved
-from lcnet_yolo.benchmark.quantization import calibration_images, quantize_int8
+from lcnet_yolo.benchmark.quantization import calibration_images, quantize_deployed
 from lcnet_yolo.benchmark.settings import BenchmarkSettings
 from lcnet_yolo.data import make_synthetic_dataset, resolve_data
 from lcnet_yolo.quantize import export_onnx, onnxruntime_runner, openvino_runner
@@ -79,7 +79,8 @@ def train_all(settings: BenchmarkSettings) -> dict:
 
 def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dict, dict]:
     """Latency at ``deploy_imgsz`` of the trained models' fp32 and int8 ONNX files (the lowest stored seed of every
-    trained model), ONNX Runtime and OpenVINO, interleaved; returns (per-model fields, raw samples)."""
+    trained model; int8 with the shipped recipe, :func:`quantize_deployed`), ONNX Runtime and OpenVINO,
+    interleaved; returns (per-model fields, raw samples)."""
     stored = {}
     for result in accuracy.stored_results(settings.out):
         if result["model"] in settings.models and result["model"] not in stored:
@@ -90,12 +91,10 @@ def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dic
     size = settings.deploy_imgsz
     for name, result in stored.items():
         dest = accuracy.deploy_dir(settings.out, name, result["seed"])
-        fp32, int8 = dest / "fp32-val.onnx", dest / "int8-val.onnx"
-        if size != result["training"]["train_imgsz"] or not (fp32.exists() and int8.exists()):
-            trained = YOLO(str(settings.out / result["weights"]))
-            images = calibration_images(Path(result["data_yaml"]), settings.calib_images)
-            fp32 = export_onnx(trained, size, dest / f"fp32-{size}.onnx")
-            int8 = quantize_int8(fp32, dest / f"int8-{size}.onnx", images)
+        trained = YOLO(str(settings.out / result["weights"]))
+        images = calibration_images(Path(result["data_yaml"]), settings.calib_images)
+        fp32 = export_onnx(trained, size, dest / f"fp32-{size}.onnx")
+        int8 = quantize_deployed(fp32, dest / f"int8-deployed-{size}.onnx", images)
         runners[f"{name}|fp32"] = onnxruntime_runner(fp32, settings.threads)
         runners[f"{name}|int8"] = onnxruntime_runner(int8, settings.threads)
         if "openvino" in backends:
