@@ -121,7 +121,15 @@ def test_every_measurement_is_finite_and_timings_positive(quick_run):
         assert all(math.isfinite(v) for v in numbers.values()), row["model"]
         for backend in ("torch", "onnxruntime", "openvino"):
             assert row[f"{backend}_64_ms"] > 0 and row[f"{backend}_64_iqr_ms"] >= 0
-        for key in ("params", "gflops_640", "train_img_per_s", "deploy_fp32_ms", "deploy_int8_ms", "train_s"):
+        for key in (
+            "params",
+            "gflops_640",
+            "train_img_per_s",
+            "deploy_fp32_ms",
+            "deploy_int8_ms",
+            "train_s",
+            "deploy_int8_openvino_ms",
+        ):
             assert row[key] > 0, (row["model"], key)
         for key in ("map50", "map50_95", "onnx_fp32_map50_95", "onnx_int8_map50_95"):
             assert 0.0 <= row[key] <= 1.0, (row["model"], key)

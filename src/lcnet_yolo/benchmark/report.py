@@ -126,8 +126,9 @@ def accuracy_table(results: Mapping) -> list[str]:
         f"ending at 80 % of the budget; reached when the last 20 % of epochs gained < {100 * PLATEAU_GAIN:.0f} %. "
         "int8 = ONNX Runtime static quantization (QDQ, per-channel) of the last-epoch weights; Δ int8 in points "
         "(mean over seeds; plain recipe, as stored with each training); deployed latency at "
-        f"{deploy_size} px (lowest seed's weights; int8 with the shipped recipe of `lcnet-yolo quantize`: "
-        f"hardswish as uint8 lookups, thin stem in float), int8 ratio to {results['baseline']}'s fp32.",
+        f"{deploy_size} px (lowest seed's weights; int8 as `lcnet-yolo quantize` ships it: ONNX Runtime QDQ with "
+        "hardswish as uint8 lookups and the thin stem in float, OpenVINO through Ultralytics' NNCF export), int8 "
+        f"ratio to {results['baseline']}'s fp32.",
         "",
     ]
     header = ["Model", "mAP50", "mAP50-95", "per seed mAP50-95"]
