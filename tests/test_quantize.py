@@ -83,10 +83,10 @@ def test_int8_graph_runs_every_conv_and_hardswish_in_int8_but_the_thin_stem(tiny
     # kept in float) is an int8 QLinearConv
     assert ops["QLinearConv"] == source["Conv"] - 2
     assert ops["Conv"] + ops["FusedConv"] == 2
-    # every other hardswish and the SE gates are uint8 table lookups: no HardSigmoid/HardSwish runs in float
-    # but the stem's two (inlined by ONNX Runtime as HardSigmoid and Mul)
+    # every other hardswish and the SE gates are uint8 table lookups: the only HardSigmoids left in float are
+    # the stem's two hardswish (inlined by ONNX Runtime as HardSigmoid and Mul)
     assert ops["QLinearLeakyRelu"] == source["HardSwish"] - 2 + source["HardSigmoid"]
-    assert ops["HardSigmoid"] + ops["HardSwish"] <= 2
+    assert ops["HardSigmoid"] == 2 and ops["HardSwish"] == 0
     # float islands left: the stem with the quantize after it, and Detect's box decoding
     assert ops["QuantizeLinear"] == 1
     assert ops["DequantizeLinear"] <= 8

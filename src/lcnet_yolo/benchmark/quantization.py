@@ -3,8 +3,8 @@
 The quantizer, the calibration images and Detect's decoding nodes are :mod:`lcnet_yolo.quantize`'s (re-exported
 here). The int8 mAP stored with every training was made without :mod:`lcnet_yolo.quantize`'s two additions
 (hardswish as uint8 lookups, the thin stem kept in float), so :func:`quantize_int8` leaves them off: new results
-stay comparable with the stored ones. The deployed latency is what a user of ``lcnet-yolo quantize`` gets:
-:func:`quantize_deployed`, the shipped recipe with both.
+stay comparable with the stored ones. The deployed-latency phase times what a user of ``lcnet-yolo quantize``
+gets instead: :func:`lcnet_yolo.quantize.quantize_onnx_int8` with its defaults (both additions on).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lcnet_yolo.quantize import calibration_images, decoding_nodes, quantize_onnx_int8
 
-__all__ = ["calibration_images", "decoding_nodes", "quantize_deployed", "quantize_int8"]
+__all__ = ["calibration_images", "decoding_nodes", "quantize_int8"]
 
 
 def quantize_int8(fp32: Path, int8: Path, images: Sequence[Path], op_types: Sequence[str] | None = None) -> Path:
@@ -23,9 +23,3 @@ def quantize_int8(fp32: Path, int8: Path, images: Sequence[Path], op_types: Sequ
     letterboxed as Ultralytics' predictor does; Ultralytics' metadata is carried over so that ``YOLO(int8)``
     loads it as a detector."""
     return quantize_onnx_int8(fp32, int8, images, hardswish_lookup=False, float_stem=False, op_types=op_types)
-
-
-def quantize_deployed(fp32: Path, int8: Path, images: Sequence[Path]) -> Path:
-    """The shipped ONNX Runtime int8 recipe (:func:`lcnet_yolo.quantize.quantize_onnx_int8`'s defaults: hardswish
-    as uint8 lookups, the thin stem in float), calibrated on ``images``; for the deployed-latency phase."""
-    return quantize_onnx_int8(fp32, int8, images)

@@ -8,7 +8,6 @@ report files written by :mod:`lcnet_yolo.benchmark.report`.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -19,10 +18,16 @@ from ultralytics import YOLO
 
 from lcnet_yolo.benchmark import accuracy, report
 from lcnet_yolo.benchmark.latency import machine_info, measure_models, summarize, time_interleaved
-from lcnet_yolo.benchmark.quantization import calibration_images, quantize_deployed
+from lcnet_yolo.benchmark.quantization import calibration_images
 from lcnet_yolo.benchmark.settings import BenchmarkSettings
 from lcnet_yolo.data import make_synthetic_dataset, resolve_data
-from lcnet_yolo.quantize import export_onnx, onnxruntime_runner, openvino_runner, quantize_openvino_int8
+from lcnet_yolo.quantize import (
+    export_onnx,
+    onnxruntime_runner,
+    openvino_runner,
+    quantize_onnx_int8,
+    quantize_openvino_int8,
+)
 
 __all__ = ["available_backends", "report_only", "run_benchmark", "time_deployed", "train_all"]
 
@@ -81,8 +86,8 @@ def train_all(settings: BenchmarkSettings) -> dict:
 def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dict, dict]:
     """Latency at ``deploy_imgsz`` of the trained models' fp32 and int8 files (the lowest stored seed of every
     trained model), interleaved: fp32 ONNX in ONNX Runtime and OpenVINO, int8 as shipped (``lcnet-yolo
-    quantize``): the ONNX Runtime QDQ file of :func:`quantize_deployed`, and for OpenVINO Ultralytics' int8
-    export (NNCF, calibrated on the training split). Returns (per-model fields, raw samples)."""
+    quantize``): the ONNX Runtime QDQ file of :func:`quantize_onnx_int8` with its defaults, and for OpenVINO
+    Ultralytics' int8 export (NNCF, calibrated on the training split). Returns (per-model fields, raw samples)."""
     stored = {}
     for result in accuracy.stored_results(settings.out):
         if result["model"] in settings.models and result["model"] not in stored:
@@ -96,13 +101,11 @@ def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dic
         trained = YOLO(str(settings.out / result["weights"]))
         images = calibration_images(Path(result["data_yaml"]), settings.calib_images)
         fp32 = export_onnx(trained, size, dest / f"fp32-{size}.onnx")
-        int8 = quantize_deployed(fp32, dest / f"int8-deployed-{size}.onnx", images)
+        int8 = quantize_onnx_int8(fp32, dest / f"int8-deployed-{size}.onnx", images)  # the shipped recipe
         runners[f"{name}|fp32"] = onnxruntime_runner(fp32, settings.threads)
         runners[f"{name}|int8"] = onnxruntime_runner(int8, settings.threads)
         if "openvino" in backends:
-            folder = dest / f"int8-openvino-{size}"
-            shutil.rmtree(folder, ignore_errors=True)
-            shutil.move(str(quantize_openvino_int8(trained, result["data_yaml"], size)), str(folder))
+            folder = quantize_openvino_int8(trained, result["data_yaml"], size, dest=dest / f"int8-openvino-{size}")
             runners[f"{name}|fp32_openvino"] = openvino_runner(fp32, settings.threads)
             runners[f"{name}|int8_openvino"] = openvino_runner(folder, settings.threads)
     log(f"timing {len(runners)} trained fp32/int8 files at {size} px")

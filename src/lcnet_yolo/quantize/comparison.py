@@ -5,7 +5,6 @@ loop with a baseline's fp32 ONNX Runtime latency, and the mAP of the fp32 and in
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,15 +18,6 @@ from lcnet_yolo.quantize.timing import onnxruntime_runner, openvino_runner, time
 __all__ = ["measure", "report"]
 
 
-def _move_folder(source: Path, dest: Path) -> Path:
-    """Move the folder ``source`` to ``dest``, replacing what ``dest`` holds."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(source), str(dest))
-    return dest
-
-
 def file_tags(models: Sequence[str | Path]) -> list[str]:
     """A file-name tag per model: its stem, numbered where stems repeat (two runs' ``last.pt``)."""
     stems = [Path(str(m)).stem for m in models]
@@ -39,8 +29,7 @@ def _int8_files(stem: str, yolo, data_yaml: Path, imgsz: int, images: Sequence[P
     named ``<stem>-fp32-<imgsz>.onnx`` and so on."""
     fp32 = export_onnx(yolo, imgsz, out / f"{stem}-fp32-{imgsz}.onnx")
     ort_int8 = quantize_onnx_int8(fp32, out / f"{stem}-int8-{imgsz}.onnx", images)
-    folder = quantize_openvino_int8(yolo, data_yaml, imgsz)
-    ov_int8 = _move_folder(folder, out / f"{stem}-int8-{imgsz}_openvino_model")
+    ov_int8 = quantize_openvino_int8(yolo, data_yaml, imgsz, dest=out / f"{stem}-int8-{imgsz}_openvino_model")
     return {"fp32": fp32, "ort_int8": ort_int8, "ov_int8": ov_int8}
 
 

@@ -3,6 +3,7 @@ with our calibration reader and ignored scope; both give an Ultralytics ``*_open
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -15,16 +16,26 @@ from lcnet_yolo.quantize.onnx_int8 import decoding_nodes
 __all__ = ["quantize_openvino_int8", "quantize_openvino_nncf", "write_openvino_folder"]
 
 
-def quantize_openvino_int8(model, data: str | Path, imgsz: int = 640, split: str = "train") -> Path:
+def quantize_openvino_int8(
+    model, data: str | Path, imgsz: int = 640, split: str = "train", dest: str | Path | None = None
+) -> Path:
     """Ultralytics' own OpenVINO int8 export (``format=openvino int8=True``: NNCF, mixed preset, Detect's
     decoding and every Sigmoid kept in float) of a ``.pt`` file or ``YOLO`` object, calibrated on all the
-    ``split`` images of ``data``; returns the ``*_int8_openvino_model`` folder, which ``YOLO(folder)`` loads."""
+    ``split`` images of ``data``; returns the ``*_int8_openvino_model`` folder, which ``YOLO(folder)`` loads.
+    With ``dest`` the folder is moved there (replacing what ``dest`` holds) instead of staying beside the
+    weights."""
     with quiet():
         yolo = model if isinstance(model, YOLO) else YOLO(str(model))
-        folder = yolo.export(
-            format="openvino", int8=True, data=str(data), imgsz=imgsz, split=split, batch=1, dynamic=False
+        folder = Path(
+            yolo.export(format="openvino", int8=True, data=str(data), imgsz=imgsz, split=split, batch=1, dynamic=False)
         )
-    return Path(folder)
+    if dest is None:
+        return folder
+    dest = Path(dest)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(folder), str(dest))
+    return dest
 
 
 def write_openvino_folder(model, folder: str | Path, metadata: dict[str, str]) -> Path:
