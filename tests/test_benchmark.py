@@ -287,6 +287,44 @@ def test_report_only_aggregates_stored_results(tmp_path):
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
 
 
+def _store(out, finals, epochs):
+    for model, values in finals.items():
+        for seed, final in enumerate(values):
+            path = out / "train" / model / f"seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_fake_result(model, seed, final, [final] * epochs)))
+
+
+def test_budget_check_pairs_the_final_map_of_two_budgets_by_seed(tmp_path, capsys):
+    short, long = tmp_path / "short", tmp_path / "long"
+    _store(short, {"yolov8n": [0.10, 0.12, 0.5], "yolov8n-pplcnet": [0.10, 0.10], "yolo26n": [0.1]}, epochs=10)
+    _store(long, {"yolov8n": [0.102, 0.1212], "yolov8n-pplcnet": [0.11, 0.12]}, epochs=20)
+    assert benchmark.main(["--report-only", "--out", str(long), "--shorter-budget", str(short)]) == 0
+    check = json.loads((long / "results.json").read_text())["budget_check"]
+    assert check["epochs"] == [10, 20] and sorted(check["models"]) == ["yolov8n", "yolov8n-pplcnet"]
+    ours, v8 = check["models"]["yolov8n-pplcnet"], check["models"]["yolov8n"]
+    assert ours["gain"] == pytest.approx(0.15) and ours["per_seed_gain"] == {
+        "0": pytest.approx(0.1),
+        "1": pytest.approx(0.2),
+    }
+    assert ours["gain_std"] == pytest.approx(0.0707, abs=1e-4) and ours["plateau_at_shorter"] is False
+    assert v8["gain"] == pytest.approx(0.2232 / 0.22 - 1) and v8["plateau_at_shorter"] is True  # seed 2: unpaired
+    assert v8["shorter"]["n"] == 2 and v8["seeds"] == [0, 1]
+    table = (long / "results.md").read_text()
+    assert (
+        "| yolov8n-pplcnet | 0.1000 ± 0.0000 (n=2) | 0.1150 ± 0.0071 (n=2) | +15.0 ± 7.1 % | s0 +10.0 %, s1 +20.0 % "
+        "| NOT reached |" in table
+    )
+    # the longer folder must be longer, and trained alike otherwise
+    assert benchmark.main(["--report-only", "--out", str(short), "--shorter-budget", str(long)]) == 2
+    assert "trained 20 epochs, not fewer than this folder's 10" in capsys.readouterr().err
+    other = json.loads((short / "train/yolo26n/seed0.json").read_text())
+    other["training"]["batch"] = 8
+    (short / "train/yolo26n/seed0.json").write_text(json.dumps(other))
+    assert benchmark.main(["--report-only", "--out", str(long), "--shorter-budget", str(short)]) == 2
+    assert "was trained with other settings than this folder: batch" in capsys.readouterr().err
+
+
 def test_report_only_of_an_empty_folder_is_a_one_line_error(tmp_path, capsys):
     assert benchmark.main(["--report-only", "--out", str(tmp_path)]) == 2
     assert "holds no benchmark results" in capsys.readouterr().err

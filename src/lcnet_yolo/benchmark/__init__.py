@@ -24,7 +24,7 @@ The package, one concern per module:
 * :mod:`~lcnet_yolo.benchmark.latency` — timing (PyTorch runner, interleaved rounds, sgemm peak, throughput);
 * :mod:`~lcnet_yolo.benchmark.accuracy` — training per seed, validation curves, stored results;
 * :mod:`~lcnet_yolo.benchmark.quantization` — the benchmark's int8 recipe;
-* :mod:`~lcnet_yolo.benchmark.stats` — aggregation, mean ± std, paired ratios, plateau check, activation rule;
+* :mod:`~lcnet_yolo.benchmark.stats` — mean ± std, paired ratios, plateau and budget checks, activation rule;
 * :mod:`~lcnet_yolo.benchmark.report` — building the report, results.{json,csv,md};
   :mod:`~lcnet_yolo.benchmark.figures` — results.png and learning_curves.png;
 * :mod:`~lcnet_yolo.benchmark.run` — the phases of one run; :mod:`~lcnet_yolo.benchmark.cli` — the arguments.
@@ -69,6 +69,7 @@ from lcnet_yolo.benchmark.settings import (
 from lcnet_yolo.benchmark.stats import (
     add_ratios,
     aggregate,
+    budget_check,
     choose_activation,
     mean_std,
     paired_ratio,
@@ -85,6 +86,7 @@ __all__ = [
     "BenchmarkSettings",
     "add_ratios",
     "aggregate",
+    "budget_check",
     "build",
     "calibration_images",
     "choose_activation",

@@ -61,6 +61,13 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Benchmar
     parser.add_argument(
         "--report-only", action="store_true", help="rebuild the report from what --out holds; measure nothing"
     )
+    parser.add_argument(
+        "--shorter-budget",
+        metavar="DIR",
+        default=None,
+        help="a benchmark folder trained like this one with fewer epochs: the report adds the budget check (does "
+        "the longer budget gain >= 5 %%, paired by seed?)",
+    )
     args = parser.parse_args(argv)
 
     models = tuple(args.models) if args.models else DEFAULT_MODELS
@@ -83,6 +90,7 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Benchmar
         "workers": args.workers,
         "calib_images": args.calib_images,
         "train_models": tuple(args.train_models) if args.train_models else None,
+        "shorter_budget": Path(args.shorter_budget) if args.shorter_budget else None,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, settings = parse_settings(argv)
         if args.report_only:
-            report_only(settings.out, settings.baseline, settings.models)
+            report_only(settings.out, settings.baseline, settings.models, settings.shorter_budget)
             return 0
         missing = [m for m in settings.models if not yaml_exists(m)]
         if missing:

@@ -20,10 +20,11 @@ from lcnet_yolo.benchmark.stats import (
     activation_verdict,
     add_ratios,
     aggregate,
+    budget_check,
     merge_rows,
 )
 
-__all__ = ["accuracy_table", "build_report", "latency_table", "markdown_report", "write_outputs"]
+__all__ = ["accuracy_table", "budget_table", "build_report", "latency_table", "markdown_report", "write_outputs"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -185,18 +186,71 @@ def accuracy_table(results: Mapping) -> list[str]:
     return [*lines, ""]
 
 
+def budget_table(results: Mapping) -> list[str]:
+    """The budget check against a shorter run's folder (``--shorter-budget``), when the report has one."""
+    check = results.get("budget_check")
+    if not check:
+        return []
+    short, long = check["epochs"]
+    lines = [
+        f"Budget check: the final mAP50-95 at {long} epochs (this folder) against {short} epochs "
+        f"(`{check['shorter_out']}`, same settings otherwise), over the seeds trained at both. Gain = ratio of the "
+        f"means − 1; ± is the sample std of the per-seed gains. The {short}-epoch budget is at the plateau when "
+        f"{long} epochs gain < {100 * PLATEAU_GAIN:.0f} %.",
+        "",
+        f"| Model | mAP50-95 at {short} | mAP50-95 at {long} | gain | per seed | plateau at {short} epochs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model, c in check["models"].items():
+        spread = f" ± {100 * c['gain_std']:.1f}" if c["gain_std"] is not None else ""
+        per_seed = ", ".join(f"s{s} {100 * g:+.1f} %" for s, g in c["per_seed_gain"].items())
+        verdict = "reached" if c["plateau_at_shorter"] else "NOT reached"
+        lines.append(
+            f"| {model} | {_pm(c['shorter'])} | {_pm(c['longer'])} | {100 * c['gain']:+.1f}{spread} % | {per_seed} "
+            f"| {verdict} |"
+        )
+    return [*lines, ""]
+
+
 def markdown_report(results: Mapping) -> str:
-    """The Markdown report: architecture/latency table, then the multi-seed accuracy table."""
-    return "\n".join(latency_table(results) + accuracy_table(results))
+    """The Markdown report: architecture/latency table, the multi-seed accuracy table and the budget check."""
+    return "\n".join(latency_table(results) + accuracy_table(results) + budget_table(results))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Building and writing the report
 
 
-def build_report(out: Path, baseline: str, order: Sequence[str] = (), **extra) -> dict:
+def _shorter_budget(shorter: Path, training: Mapping | None, references: Sequence[str]) -> tuple[int, dict]:
+    """The epochs and aggregated results of a folder trained like this one (``training``) with fewer epochs."""
+    runs = stored_results(shorter)
+    if not runs or training is None:
+        raise FileNotFoundError(f"no trained model-seeds to compare budgets with in {shorter} or in this folder")
+    changed = sorted(
+        {
+            k
+            for r in runs
+            for k in {*r["training"], *training}
+            if k != "epochs" and r["training"].get(k) != training.get(k)
+        }
+    )
+    if changed:
+        raise ValueError(f"{shorter} was trained with other settings than this folder: {', '.join(changed)}")
+    epochs = {r["training"]["epochs"] for r in runs}
+    if len(epochs) > 1 or max(epochs) >= training["epochs"]:
+        raise ValueError(
+            f"{shorter} trained {'/'.join(map(str, sorted(epochs)))} epochs, not fewer than this folder's "
+            f"{training['epochs']}"
+        )
+    return epochs.pop(), aggregate(runs, references)
+
+
+def build_report(
+    out: Path, baseline: str, order: Sequence[str] = (), shorter_budget: Path | None = None, **extra
+) -> dict:
     """Aggregate what ``out`` holds (``latency.json`` and every ``train/<model>/seed<S>.json``) into one results
-    dict; ``extra`` (settings, argv, wall time) is stored with it."""
+    dict, with the budget check against ``shorter_budget`` (a folder trained with fewer epochs) when given;
+    ``extra`` (settings, argv, wall time) is stored with it."""
     out = Path(out)
     latency_file = out / "latency.json"
     latency = json.loads(latency_file.read_text()) if latency_file.exists() else None
@@ -210,6 +264,15 @@ def build_report(out: Path, baseline: str, order: Sequence[str] = (), **extra) -
     rows = merge_rows(latency_rows, summary, order or list(latency_rows))
     add_ratios(rows, baseline)
     verdict = activation_verdict(rows, summary)
+    training = seeds[0]["training"] if seeds else None
+    budget = None
+    if shorter_budget is not None:
+        epochs, shorter = _shorter_budget(Path(shorter_budget), training, references)
+        budget = {
+            "shorter_out": str(shorter_budget),
+            "epochs": [epochs, training["epochs"]],
+            "models": budget_check(shorter, summary),
+        }
     return {
         **extra,
         "baseline": baseline,
@@ -217,11 +280,12 @@ def build_report(out: Path, baseline: str, order: Sequence[str] = (), **extra) -
         "machine": (latency or {}).get("machine"),
         "sgemm_peak_gflops_per_s": (latency or {}).get("sgemm_peak_gflops_per_s"),
         "raw_ms": (latency or {}).get("raw_ms", {}),
-        "training_settings": seeds[0]["training"] if seeds else None,
+        "training_settings": training,
         "data_yaml": seeds[0]["data_yaml"] if seeds else None,
         "rows": list(rows.values()),
         "training": summary,
         "activation": verdict,
+        "budget_check": budget,
     }
 
 

@@ -156,6 +156,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         out,
         settings.baseline,
         settings.models,
+        shorter_budget=settings.shorter_budget,
         settings=_settings_dict(settings),
         argv=sys.argv,
         wall_s=time.time() - started,
@@ -166,11 +167,12 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     return results
 
 
-def report_only(out: Path, baseline: str, models: tuple[str, ...] = ()) -> dict:
-    """Rebuild the report files from what ``out`` holds, without measuring or training anything."""
+def report_only(out: Path, baseline: str, models: tuple[str, ...] = (), shorter_budget: Path | None = None) -> dict:
+    """Rebuild the report files from what ``out`` holds (with the budget check against ``shorter_budget`` when
+    given), without measuring or training anything."""
     if not (out / "latency.json").exists() and not accuracy.stored_results(out):
         raise FileNotFoundError(f"{out} holds no benchmark results (no latency.json, no train/<model>/seed<S>.json)")
-    results = report.build_report(out, baseline, models, argv=sys.argv, settings=None)
+    results = report.build_report(out, baseline, models, shorter_budget, argv=sys.argv, settings=None)
     report.write_outputs(results, out)
     log(f"report rebuilt from {out}")
     return results

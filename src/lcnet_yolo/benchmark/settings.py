@@ -78,6 +78,8 @@ class BenchmarkSettings:
     int8: bool = True
     deploy_imgsz: int = 640
     calib_images: int = 64
+    # for the report: a folder trained like this one with fewer epochs, for the budget check (stats.budget_check)
+    shorter_budget: Path | None = None
     quick: bool = False
 
     def __post_init__(self):

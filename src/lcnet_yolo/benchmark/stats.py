@@ -9,7 +9,10 @@ Conventions, stated in the report as well:
   data order and augmentation stream);
 * plateau: on the mean-over-seeds validation mAP50-95 curve, the mean of the last 5 % of epochs against the mean
   of the 5 % of epochs that end at 80 % of the budget; the plateau is reached when that gain is below 5 %
-  (relative), i.e. the last 20 % of the epochs improved mAP50-95 by less than 5 %.
+  (relative), i.e. the last 20 % of the epochs improved mAP50-95 by less than 5 %;
+* budget check: the final mAP50-95 of a longer budget against a shorter one (same settings otherwise, paired by
+  seed); the shorter budget is at the plateau when the longer one gains less than the same 5 %. Unlike the
+  within-run check it is not confounded by the end-of-run schedule, which both budgets share.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "activation_verdict",
     "add_ratios",
     "aggregate",
+    "budget_check",
     "choose_activation",
     "mean_curve",
     "mean_std",
@@ -140,6 +144,31 @@ def aggregate(results: Sequence[Mapping], references: Sequence[str] = REFERENCES
                 if ratio is not None:
                     entry["ratios"][ref] = ratio
     return summary
+
+
+def budget_check(shorter: Mapping[str, Mapping], longer: Mapping[str, Mapping], gain: float = PLATEAU_GAIN) -> dict:
+    """Per model aggregated (:func:`aggregate`) at both budgets, over the seeds trained at both: the final
+    mAP50-95 at each, the longer budget's relative gain (ratio of the means - 1, with the spread of the per-seed
+    gains) and whether the shorter budget is at the plateau (the longer one gains less than ``gain``)."""
+    checks = {}
+    for model in (m for m in longer if m in shorter):
+        short = shorter[model].get("map50_95", {}).get("per_seed", {})
+        long = longer[model].get("map50_95", {}).get("per_seed", {})
+        seeds = sorted(set(short) & set(long))
+        short, long = {s: short[s] for s in seeds}, {s: long[s] for s in seeds}
+        ratio = paired_ratio(long, short)
+        if ratio is None:
+            continue
+        checks[model] = {
+            "seeds": seeds,
+            "shorter": {**mean_std(list(short.values())), "per_seed": short},
+            "longer": {**mean_std(list(long.values())), "per_seed": long},
+            "gain": ratio["ratio"] - 1,
+            "gain_std": ratio["paired_std"],
+            "per_seed_gain": {s: r - 1 for s, r in ratio["per_seed"].items()},
+            "plateau_at_shorter": bool(ratio["ratio"] - 1 < gain),
+        }
+    return checks
 
 
 # ----------------------------------------------------------------------------------------------------------------
