@@ -108,6 +108,29 @@ def test_thin_front_is_the_stem_and_the_first_depthwise_conv_with_their_activati
     assert len(quantize.thin_front_nodes(model, min_channels=8)) == 3
 
 
+def _activation_scales(path: Path) -> dict[str, float]:
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {
+        n.input[0]: float(inits[n.input[1]])
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1
+    }
+
+
+def test_percentile_calibration_narrows_activation_ranges(tiny, tmp_path):
+    percentile = _activation_scales(tiny["int8"])  # the default
+    minmax = _activation_scales(
+        quantize.quantize_onnx_int8(tiny["fp32"], tmp_path / "minmax.onnx", tiny["images"], calibration="minmax")
+    )
+    assert set(percentile) == set(minmax) and len(minmax) > 30
+    ratios = [percentile[t] / minmax[t] for t in minmax]
+    assert max(ratios) <= 1.0 + 1e-3  # a percentile of a tensor's values never exceeds its min/max range
+    assert min(ratios) < 0.99  # and is narrower somewhere
+    with pytest.raises(ValueError, match="unknown calibration 'max'; choose from minmax, percentile, entropy"):
+        quantize.quantize_onnx_int8(tiny["fp32"], tmp_path / "x.onnx", tiny["images"], calibration="max")
+
+
 def test_without_the_lookup_rewrite_hardsigmoid_stays_in_float(tiny, tmp_path):
     plain = quantize.quantize_onnx_int8(
         tiny["fp32"], tmp_path / "plain.onnx", tiny["images"][:2], hardswish_lookup=False
@@ -184,7 +207,9 @@ def test_openvino_int8_exports_run_with_int8_convolutions(tiny, tmp_path):
     x = quantize.letterboxed(tiny["images"][0], IMGSZ, IMGSZ)
     reference = _run(tiny["fp32"], x)
     folders = {
-        "ultralytics": quantize.quantize_openvino_int8(tiny["yolo"], tiny["data"], IMGSZ),
+        "ultralytics": quantize.quantize_openvino_int8(  # a model built from a name exports into the working dir
+            tiny["yolo"], tiny["data"], IMGSZ, dest=tmp_path / "ultralytics_int8_openvino_model"
+        ),
         "nncf": quantize.quantize_openvino_nncf(tiny["fp32"], tmp_path / "nncf_openvino_model", tiny["images"]),
     }
     for name, folder in folders.items():

@@ -126,9 +126,10 @@ def accuracy_table(results: Mapping) -> list[str]:
         "per-seed ratios (paired by seed). Plateau: mean-over-seeds mAP50-95 of the last 5 % of epochs vs the 5 % "
         f"ending at 80 % of the budget; reached when the last 20 % of epochs gained < {100 * PLATEAU_GAIN:.0f} %. "
         "int8 = ONNX Runtime static quantization (QDQ, per-channel) of the last-epoch weights; Δ int8 in points "
-        "(mean over seeds; plain recipe, as stored with each training); deployed latency at "
+        "(mean over seeds; plain recipe with min/max ranges, as stored with each training); deployed latency at "
         f"{deploy_size} px (lowest seed's weights; int8 as `lcnet-yolo quantize` ships it: ONNX Runtime QDQ with "
-        "hardswish as uint8 lookups and the thin stem in float, OpenVINO through Ultralytics' NNCF export), int8 "
+        "hardswish as uint8 lookups, the thin stem in float and percentile ranges, OpenVINO through Ultralytics' "
+        "NNCF export), int8 "
         f"ratio to {results['baseline']}'s fp32.",
         "",
     ]

@@ -29,7 +29,13 @@ from lcnet_yolo.quantize.calibration import IMAGE_SUFFIXES, calibration_images, 
 from lcnet_yolo.quantize.cli import main
 from lcnet_yolo.quantize.comparison import measure, report
 from lcnet_yolo.quantize.models import export_onnx, load_yolo, val_map
-from lcnet_yolo.quantize.onnx_int8 import decoding_nodes, hardsigmoid_as_lookup, quantize_onnx_int8, thin_front_nodes
+from lcnet_yolo.quantize.onnx_int8 import (
+    CALIBRATIONS,
+    decoding_nodes,
+    hardsigmoid_as_lookup,
+    quantize_onnx_int8,
+    thin_front_nodes,
+)
 from lcnet_yolo.quantize.openvino_int8 import quantize_openvino_int8, quantize_openvino_nncf, write_openvino_folder
 from lcnet_yolo.quantize.timing import (
     interleaved_samples,
@@ -40,6 +46,7 @@ from lcnet_yolo.quantize.timing import (
 )
 
 __all__ = [
+    "CALIBRATIONS",
     "IMAGE_SUFFIXES",
     "calibration_images",
     "decoding_nodes",

@@ -24,11 +24,13 @@ def file_tags(models: Sequence[str | Path]) -> list[str]:
     return [stem if stems.count(stem) == 1 else f"{stem}-{i}" for i, stem in enumerate(stems, 1)]
 
 
-def _int8_files(stem: str, yolo, data_yaml: Path, imgsz: int, images: Sequence[Path], out: Path) -> dict:
-    """fp32 ONNX export, its ONNX Runtime int8 copy and Ultralytics' OpenVINO int8 export, all at ``imgsz``,
-    named ``<stem>-fp32-<imgsz>.onnx`` and so on."""
+def _int8_files(
+    stem: str, yolo, data_yaml: Path, imgsz: int, images: Sequence[Path], out: Path, calibration: str
+) -> dict:
+    """fp32 ONNX export, its ONNX Runtime int8 copy (``calibration``) and Ultralytics' OpenVINO int8 export, all
+    at ``imgsz``, named ``<stem>-fp32-<imgsz>.onnx`` and so on."""
     fp32 = export_onnx(yolo, imgsz, out / f"{stem}-fp32-{imgsz}.onnx")
-    ort_int8 = quantize_onnx_int8(fp32, out / f"{stem}-int8-{imgsz}.onnx", images)
+    ort_int8 = quantize_onnx_int8(fp32, out / f"{stem}-int8-{imgsz}.onnx", images, calibration=calibration)
     ov_int8 = quantize_openvino_int8(yolo, data_yaml, imgsz, dest=out / f"{stem}-int8-{imgsz}_openvino_model")
     return {"fp32": fp32, "ort_int8": ort_int8, "ov_int8": ov_int8}
 
@@ -47,6 +49,7 @@ def measure(
     baseline: str | Path = "yolov8n",
     val: bool = True,
     ort_spin: bool = False,
+    ort_calibration: str = "percentile",
 ) -> dict:
     """fp32 and int8 latency (ONNX Runtime, OpenVINO) of every model at ``imgsz``, timed side by side with the
     baseline's fp32 ONNX Runtime latency in one interleaved loop; with ``val`` and trained (``.pt``) models, the
@@ -68,6 +71,7 @@ def measure(
             "warmup": warmup,
             "baseline": str(baseline),
             "ort_spin": ort_spin,
+            "ort_calibration": ort_calibration,
         },
         "latency_ms": {},
         "map50_95": {},
@@ -77,14 +81,14 @@ def measure(
     for model, tag in zip(models, file_tags(models), strict=True):
         yolo = load_yolo(model)
         nc = nc or len(yolo.names)
-        files = _int8_files(tag, yolo, data_yaml, imgsz, images, out)
+        files = _int8_files(tag, yolo, data_yaml, imgsz, images, out, ort_calibration)
         key = str(model)
         runners[f"{key}|ort|fp32"] = onnxruntime_runner(files["fp32"], threads, ort_spin)
         runners[f"{key}|ort|int8"] = onnxruntime_runner(files["ort_int8"], threads, ort_spin)
         runners[f"{key}|openvino|fp32"] = openvino_runner(files["fp32"], threads)
         runners[f"{key}|openvino|int8"] = openvino_runner(files["ov_int8"], threads)
         if val and str(model).endswith(".pt"):
-            files = _int8_files(tag, yolo, data_yaml, val_imgsz, images, out / "val")
+            files = _int8_files(tag, yolo, data_yaml, val_imgsz, images, out / "val", ort_calibration)
             results["map50_95"][key] = {
                 tag: val_map(path, data_yaml, val_imgsz)["map50_95"] for tag, path in files.items()
             }
@@ -106,7 +110,8 @@ def report(results: dict) -> str:
         f"Batch 1 at {s['imgsz']} px, {s['threads']} threads, {s['repeats']} interleaved rounds after "
         f"{s['warmup']} warm-up runs: median (min) wall-clock ms, and median CPU ms of the process per run (all "
         f"threads; not inflated by other jobs holding the cores). int8 calibrated on {s['calib_images']} training "
-        f"images. ONNX Runtime worker threads {'spin during a run' if s.get('ort_spin') else 'do not spin'}. "
+        f"images (ONNX Runtime: {s.get('ort_calibration', 'minmax')} ranges). ONNX Runtime worker threads "
+        f"{'spin during a run' if s.get('ort_spin') else 'do not spin'}. "
         f"{s['baseline']} fp32 ONNX Runtime: {base['ms']:.1f} ({base['min_ms']:.1f}) ms wall, "
         f"{base['cpu_ms']:.1f} ms CPU.",
         "",
