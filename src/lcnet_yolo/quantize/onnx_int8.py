@@ -9,6 +9,7 @@ HardSigmoid and a quantize, and the int8 model is slower than fp32.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -164,14 +165,16 @@ def quantize_onnx_int8(
     QDQ format, per-channel int8 weights, uint8 activations, calibrated on ``calibration_images`` letterboxed to the
     model's input size. Activation ranges: ``calibration="percentile"`` (99.999th percentile of each tensor's
     values; default) tolerates outliers, which min/max (``"minmax"``) lets stretch a range (BENCHMARKS.md, "int8
-    accuracy of the 300-epoch weights"); ``"entropy"`` is ONNX Runtime's third calibrator. The model is first
-    pre-processed (``quant_pre_process``: ONNX Runtime's basic optimizations, which fold constants and inline
-    HardSwish into HardSigmoid and Mul; unnamed nodes get their first output's name). Detect's box decoding and
-    ``float_nodes`` (node names of the pre-processed model) stay in float, and with ``float_stem`` the stem
-    (:func:`thin_front_nodes`: the convs that read the image, the depthwise convs of fewer than 16 channels right
-    behind them, their activations): ONNX Runtime's fp32 kernels are faster there than its int8 ones, and the image
-    needs no quantize. With ``hardswish_lookup`` every HardSigmoid between quantized tensors becomes a uint8 table
-    lookup (:func:`hardsigmoid_as_lookup`). Ultralytics' metadata is carried over so ``YOLO(out)`` loads a detector.
+    accuracy of the 300-epoch weights"); ``"entropy"`` is ONNX Runtime's third calibrator. Where ONNX Runtime cannot
+    build a tensor's histogram (a constant tensor, as in a barely trained model) the model falls back to min/max,
+    with a warning. The model is first pre-processed (``quant_pre_process``: ONNX Runtime's basic optimizations,
+    which fold constants and inline HardSwish into HardSigmoid and Mul; unnamed nodes get their first output's
+    name). Detect's box decoding and ``float_nodes`` (node names of the pre-processed model) stay in float, and with
+    ``float_stem`` the stem (:func:`thin_front_nodes`: the convs that read the image, the depthwise convs of fewer
+    than 16 channels right behind them, their activations): ONNX Runtime's fp32 kernels are faster there than its
+    int8 ones, and the image needs no quantize. With ``hardswish_lookup`` every HardSigmoid between quantized
+    tensors becomes a uint8 table lookup (:func:`hardsigmoid_as_lookup`). Ultralytics' metadata is carried over so
+    ``YOLO(out)`` loads a detector.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -217,19 +220,31 @@ def quantize_onnx_int8(
         onnx.save(model, str(prepared))
         stem = thin_front_nodes(model) if float_stem else []
         exclude = decoding_nodes(model) + stem + list(float_nodes)
-        quantize_static(
-            str(prepared),
-            str(out),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(op_types) if op_types else None,
-            nodes_to_exclude=exclude,
-            per_channel=per_channel,
-            calibrate_method=methods[calibration],
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            extra_options=extra_options or {},
-        )
+
+        def run(method: str) -> None:
+            quantize_static(
+                str(prepared),
+                str(out),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(op_types) if op_types else None,
+                nodes_to_exclude=exclude,
+                per_channel=per_channel,
+                calibrate_method=methods[method],
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                extra_options=extra_options or {},
+            )
+
+        try:
+            run(calibration)
+        except ValueError as error:  # ONNX Runtime's histogram of a constant tensor (e.g. a dead activation)
+            if calibration == "minmax" or "bins" not in str(error):
+                raise
+            warnings.warn(
+                f"{calibration} calibration failed ({error}); calibrating {fp32_onnx.name} by min/max", stacklevel=2
+            )
+            run("minmax")
     finally:
         prepared.unlink(missing_ok=True)
     quantized = onnx.load(str(out))
