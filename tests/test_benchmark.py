@@ -333,7 +333,7 @@ def test_report_only_of_an_empty_folder_is_a_one_line_error(tmp_path, capsys):
 def test_seed_is_an_alias_of_one_seed_and_seeds_must_differ():
     assert parse_settings(["--seed", "3"])[1].seeds == (3,)
     assert parse_settings(["--seeds", "0", "1", "2"])[1].seeds == (0, 1, 2)
-    assert parse_settings([])[1].seeds == (0, 1, 2) and parse_settings([])[1].epochs == 150
+    assert parse_settings([])[1].seeds == (0, 1, 2) and parse_settings([])[1].epochs == 300
     assert parse_settings(["--quick"])[1].seeds == (0, 1)
     with pytest.raises(ValueError, match="no seed twice"):
         parse_settings(["--seeds", "1", "1"])
