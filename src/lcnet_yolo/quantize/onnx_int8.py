@@ -19,7 +19,9 @@ from lcnet_yolo.quantize.calibration import letterboxed
 
 __all__ = ["CALIBRATIONS", "decoding_nodes", "hardsigmoid_as_lookup", "quantize_onnx_int8", "thin_front_nodes"]
 
-CALIBRATIONS = ("minmax", "percentile", "entropy")  # ONNX Runtime's calibrators for the activation ranges
+# ONNX Runtime's calibrators for the activation ranges: our name -> its CalibrationMethod member
+_CALIBRATORS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+CALIBRATIONS = tuple(_CALIBRATORS)
 
 # Elementwise nodes an activation is exported as (hardswish inlined as HardSigmoid and Mul, SiLU as Sigmoid and Mul).
 _ACTIVATIONS = {"Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "Mul", "Relu", "Sigmoid"}
@@ -186,12 +188,7 @@ def quantize_onnx_int8(
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "percentile": CalibrationMethod.Percentile,
-        "entropy": CalibrationMethod.Entropy,
-    }
-    if calibration not in methods:
+    if calibration not in _CALIBRATORS:
         raise ValueError(f"unknown calibration {calibration!r}; choose from {', '.join(CALIBRATIONS)}")
     fp32_onnx, out = Path(fp32_onnx), Path(out)
     images = [Path(p) for p in calibration_images]
@@ -230,7 +227,7 @@ def quantize_onnx_int8(
                 op_types_to_quantize=list(op_types) if op_types else None,
                 nodes_to_exclude=exclude,
                 per_channel=per_channel,
-                calibrate_method=methods[method],
+                calibrate_method=getattr(CalibrationMethod, _CALIBRATORS[method]),
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 extra_options=extra_options or {},
