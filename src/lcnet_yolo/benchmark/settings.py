@@ -68,8 +68,8 @@ class BenchmarkSettings:
     train_models: tuple[str, ...] | None = None  # None: train every model
     # more Ultralytics train arguments, the same for every model: AdamW at Ultralytics' default lr0
     train_args: dict = field(default_factory=lambda: {"optimizer": "AdamW", "lr0": 0.01})
-    # 300 epochs: 150 are short of the plateau on neon-trees (300 gained 6-11 % over them, mean of 3 seeds);
-    # whether 300 are enough the report's checks say (BENCHMARKS.md, "Budget")
+    # 300 epochs, the plateau on neon-trees (BENCHMARKS.md, "Budget"): 300 gained 6-11 % over 150, and 600
+    # gained nothing over 300 for YOLOv8n and the default n model (means of 3 seeds)
     epochs: int = 300
     train_imgsz: int = 416
     batch: int = 4
