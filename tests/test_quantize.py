@@ -131,6 +131,31 @@ def test_percentile_calibration_narrows_activation_ranges(tiny, tmp_path):
         quantize.quantize_onnx_int8(tiny["fp32"], tmp_path / "x.onnx", tiny["images"], calibration="max")
 
 
+def test_percentile_falls_back_to_minmax_only_where_ort_cannot_build_a_histogram(tiny, tmp_path, monkeypatch):
+    import onnxruntime.quantization as ortq
+
+    real, methods = ortq.quantize_static, []
+
+    def histogram_fails(*args, calibrate_method, **kwargs):
+        methods.append(calibrate_method)
+        if calibrate_method == ortq.CalibrationMethod.Percentile:
+            raise ValueError("Too many bins for data range. Cannot create 2048 finite-sized bins.")
+        return real(*args, calibrate_method=calibrate_method, **kwargs)
+
+    monkeypatch.setattr(ortq, "quantize_static", histogram_fails)
+    with pytest.warns(UserWarning, match="percentile calibration failed .*calibrating .* by min/max"):
+        out = quantize.quantize_onnx_int8(tiny["fp32"], tmp_path / "fallback.onnx", tiny["images"][:2])
+    assert methods == [ortq.CalibrationMethod.Percentile, ortq.CalibrationMethod.MinMax]
+    assert len(_activation_scales(out)) > 30
+
+    def other_error(*args, **kwargs):
+        raise ValueError("some other failure")
+
+    monkeypatch.setattr(ortq, "quantize_static", other_error)
+    with pytest.raises(ValueError, match="some other failure"):
+        quantize.quantize_onnx_int8(tiny["fp32"], tmp_path / "x.onnx", tiny["images"][:2])
+
+
 def test_without_the_lookup_rewrite_hardsigmoid_stays_in_float(tiny, tmp_path):
     plain = quantize.quantize_onnx_int8(
         tiny["fp32"], tmp_path / "plain.onnx", tiny["images"][:2], hardswish_lookup=False
