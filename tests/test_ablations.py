@@ -91,3 +91,21 @@ def test_backbone_and_neck_ablations_change_what_they_say(base):
     assert [len(block.blocks) for block in neck_blocks(base)] == [1, 1, 1]
     assert all(depthwise_kernels(b) == {3} for b in neck_blocks(build("yolov8n-pplcnet-abl-neck-k3")))
     assert all(depthwise_kernels(b) == {5} for b in neck_blocks(base))
+
+
+def test_generated_ablation_files_share_one_folder_and_one_cleanup_hook_per_process(monkeypatch):
+    from lcnet_yolo.plugin import register
+
+    hooks = []
+    monkeypatch.setattr(register.atexit, "register", lambda *args, **kwargs: hooks.append(args))
+    names = sorted(ablations())[:2]
+    register._generated_dir.cache_clear()
+    try:
+        paths = [register._ablation_file(name) for name in names + names] + [Path(packaged_yaml(f"{names[0]}.yaml"))]
+        folder = register._generated_dir()
+        assert {p.parent for p in paths} == {folder} and folder.is_dir()
+        assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.yaml" for name in names)
+        assert hooks == [(register.shutil.rmtree, folder)]
+    finally:
+        register.shutil.rmtree(register._generated_dir(), ignore_errors=True)
+        register._generated_dir.cache_clear()

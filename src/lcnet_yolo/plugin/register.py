@@ -83,6 +83,7 @@ def ablation_yaml(name: str) -> dict[str, Any]:
 
 @functools.cache
 def _generated_dir() -> Path:
+    """The folder ablation YAMLs are written to: one per process (cached), removed by one ``atexit`` hook."""
     folder = Path(tempfile.mkdtemp(prefix="lcnet-yolo-models-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
