@@ -100,3 +100,42 @@ def test_the_layer_checker_catches_upward_imports(tmp_path):
         "line 1: lcnet_yolo.io.weights imports the package facade (lcnet_yolo/__init__)",
         "line 5: lcnet_yolo.io.weights (layer 2) imports lcnet_yolo.cli (layer 7)",
     ]
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph`` (module -> modules it imports), each once, as a path that ends where it starts."""
+    cycles, done = [], set()
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph.get(module, ())):
+            if target in path:
+                cycle = path[path.index(target) :]
+                start = cycle.index(min(cycle))
+                key = tuple(cycle[start:] + cycle[:start])
+                if key not in done:
+                    done.add(key)
+                    cycles.append([*key, key[0]])
+            elif target not in finished:
+                visit(target, [*path, target])
+        finished.add(module)
+
+    finished: set[str] = set()
+    for module in sorted(graph):
+        if module not in finished:
+            visit(module, [module])
+    return cycles
+
+
+def test_no_two_modules_import_each_other_even_inside_functions():
+    known = {module_name(p) for p in MODULES}
+    graph = {module_name(p): {t for _, t in our_imports(p) if t in known} for p in MODULES}
+    # a package's __init__ re-exports its modules; a module reaching its own package through it is not a cycle here
+    graph = {m: {t for t in targets if t != m and not m.startswith(t + ".")} for m, targets in graph.items()}
+    cycles = import_cycles(graph)
+    assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_the_cycle_checker_finds_a_cycle_through_a_function_level_import():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c", "a"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []

@@ -5,8 +5,8 @@ scale in :data:`WEIGHTS`. :func:`fetch` downloads it once, with a progress bar, 
 (``$LCNET_YOLO_WEIGHTS_DIR``, default ``$LCNET_YOLO_HOME/weights``):
 
 * the download goes to ``NAME.PID.part`` in the cache folder, is fsynced, read through the same safe reader as a
-  local file (:func:`lcnet_yolo.io.weights.load_pretrained`: a pickle that would run code is refused), checked to
-  fit the scale, and only then renamed to its final name: an interrupted download never leaves a file that
+  local file (:func:`lcnet_yolo.io.weight_loading.load_weights_file`: a pickle that would run code is refused),
+  checked to fit the scale, and only then renamed to its final name: an interrupted download never leaves a file that
   looks complete;
 * its size and SHA-256 are recorded next to it (``FILE.json``) on the first download and checked on every later
   use; a cached file that changed, or a server that later serves different bytes, is refused in one line;
@@ -32,6 +32,8 @@ from urllib.parse import urlparse
 from lcnet_yolo.io.errors import HubError, WeightsError
 from lcnet_yolo.io.paths import lcnet_yolo_home, sha256_file
 from lcnet_yolo.io.runs import AtomicPath, fsync_dir
+from lcnet_yolo.io.weight_loading import load_weights_file
+from lcnet_yolo.nn.pplcnet import PPLCNet
 from lcnet_yolo.plugin.compat import LOGGER, TQDM
 from lcnet_yolo.version import __version__
 
@@ -247,11 +249,8 @@ def _download_to(url: str, part: Path) -> tuple[int, str]:
 
 def _check_fits(part: Path, scale: float, source: str, outcome: str = "nothing was cached") -> None:
     """Read the file with the safe reader and load it into a fresh PP-LCNet of ``scale``."""
-    from lcnet_yolo.io.weights import load_pretrained  # here: load_pretrained resolves names through this module
-    from lcnet_yolo.nn.pplcnet import PPLCNet
-
     try:
-        load_pretrained(PPLCNet(scale, features_only=True), part, strict=True)
+        load_weights_file(PPLCNet(scale, features_only=True), part, strict=True)
     except WeightsError as error:
         reason = str(error).splitlines()[0].replace(str(part), "the file")
         raise HubError(f"refused {source}: {reason}; {outcome}") from None
