@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check src tests runtime && $(VENV)/bin/ruff format --check src tests runtime
+	$(VENV)/bin/ruff check src tests runtime benchmarks && $(VENV)/bin/ruff format --check src tests runtime benchmarks
 
 benchmark: install
 	$(VENV)/bin/lcnet-yolo benchmark

@@ -6,6 +6,7 @@ it from ``runtime/src`` when it is not installed, so they also run from a plain 
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -464,3 +465,30 @@ def test_export_for_batches_is_refused(exports, demo_image, capsys):
         f"lcnet-yolo-infer: error: {onnx_file} was exported for batches of 4; "
         "re-export it with batch=1 (or dynamic=True)"
     )
+
+
+FORBIDDEN_IN_RUNTIME = ("torch", "torchvision", "ultralytics", "lcnet_yolo")  # lcnet_yolo_runtime is its own package
+
+
+def forbidden_imports(path: Path) -> list[str]:
+    """``line: module`` for every import in ``path`` (at the top or inside functions) of torch, Ultralytics or the
+    training package."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        found += [f"{node.lineno}: {name}" for name in names if name.split(".")[0] in FORBIDDEN_IN_RUNTIME]
+    return found
+
+
+def test_nothing_under_runtime_imports_torch_ultralytics_or_lcnet_yolo(tmp_path):
+    offenders = {
+        str(path.relative_to(RUNTIME_DIR)): found
+        for path in sorted(RUNTIME_DIR.rglob("*.py"))
+        if (found := forbidden_imports(path))
+    }
+    assert not offenders, offenders
+    probe = tmp_path / "probe.py"
+    probe.write_text("import os\nfrom ultralytics import YOLO\n\ndef f():\n    import lcnet_yolo.data\n")
+    assert forbidden_imports(probe) == ["2: ultralytics", "5: lcnet_yolo.data"]

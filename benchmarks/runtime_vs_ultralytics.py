@@ -1,8 +1,9 @@
 """Side by side: the torch-free runtime against Ultralytics' predictor on the same ONNX file.
 
-Run it from the full install (it imports Ultralytics to be compared with):
+Run it from the full install (it imports Ultralytics to be compared with, so it lives outside the torch-free
+``runtime/`` folder):
 
-    .venv/bin/python runtime/benchmark_runtime.py --model runs/demo/train/weights/best.pt
+    .venv/bin/python benchmarks/runtime_vs_ultralytics.py --model runs/demo/train/weights/best.pt
 
 It exports the model to a fixed 640 px ONNX (or takes an ``.onnx`` as it is), then on one image, with every engine
 pinned to the same number of threads (ONNX Runtime intra-op and torch), times end to end per image (read the file,
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-RUNTIME_DIR = Path(__file__).resolve().parent
+RUNTIME_DIR = Path(__file__).resolve().parents[1] / "runtime"
 sys.path.insert(0, str(RUNTIME_DIR / "src"))
 
 
