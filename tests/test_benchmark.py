@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lcnet_yolo import benchmark
-from lcnet_yolo.benchmark import DEFAULT_MODELS, read_curve, summarize, time_interleaved
+from lcnet_yolo.benchmark import DEFAULT_MODELS, read_curve, summarize
 from lcnet_yolo.benchmark.cli import parse_settings
 from lcnet_yolo.benchmark.stats import (
     activation_verdict,
@@ -22,6 +22,7 @@ from lcnet_yolo.benchmark.stats import (
 )
 from lcnet_yolo.nn.layers import PPLCNetBackbone
 from lcnet_yolo.nn.neck import LCBlock, LCDown
+from lcnet_yolo.quantize import interleaved_samples
 
 
 @pytest.fixture(scope="session")
@@ -143,10 +144,10 @@ def test_every_measurement_is_finite_and_timings_positive(quick_run):
 def test_interleaved_timing_calls_every_runner_once_per_round():
     calls = []
     runners = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    samples = time_interleaved(runners, warmup=1, repeats=3)
+    samples = interleaved_samples(runners, warmup=1, repeats=3)
     assert calls[:3] == ["a", "b", "c"]  # warm-up
     assert calls[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # rotated rounds
-    assert {k: len(v) for k, v in samples.items()} == {"a": 3, "b": 3, "c": 3}
+    assert {k: (len(v["wall_ms"]), len(v["cpu_ms"])) for k, v in samples.items()} == {k: (3, 3) for k in "abc"}
 
 
 def test_summary_is_median_and_interquartile_range():

@@ -139,3 +139,29 @@ def test_the_cycle_checker_finds_a_cycle_through_a_function_level_import():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert import_cycles(graph) == [["a", "b", "c", "a"]]
     assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+CLI_ENTRY_POINTS = {"main"}  # every command's module has its own
+
+
+def test_each_public_function_and_class_is_defined_once():
+    places: dict[str, list[str]] = {}
+    for path in MODULES:
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+                places.setdefault(node.name, []).append(str(path.relative_to(SRC)))
+    twice = {name: where for name, where in places.items() if len(where) > 1 and name not in CLI_ENTRY_POINTS}
+    assert not twice, twice
+
+
+def test_model_names_and_image_files_follow_one_rule_each():
+    from lcnet_yolo.io.paths import IMAGE_SUFFIXES, model_yaml_name
+    from lcnet_yolo.quantize import calibration
+
+    assert [model_yaml_name(n) for n in ("yolov8n", "yolov8n-pplcnet.yaml", "own.yml")] == [
+        "yolov8n.yaml",
+        "yolov8n-pplcnet.yaml",
+        "own.yml",
+    ]
+    assert calibration.IMAGE_SUFFIXES is IMAGE_SUFFIXES
+    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff"} <= IMAGE_SUFFIXES

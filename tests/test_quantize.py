@@ -41,7 +41,7 @@ def tiny(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("quantize")
     data_yaml = make_synthetic_dataset(root / "data", n_train=8, n_val=2, imgsz=IMGSZ, seed=0)
     images = quantize.calibration_images(data_yaml, 8)
-    yolo = quantize.load_yolo("yolov8n-pplcnet", nc=1)
+    yolo = quantize.build_yolo("yolov8n-pplcnet", nc=1)
     _randomize(yolo.model)
     fp32 = quantize.export_onnx(yolo, IMGSZ, root / "fp32.onnx")
     int8 = quantize.quantize_onnx_int8(fp32, root / "int8.onnx", images)

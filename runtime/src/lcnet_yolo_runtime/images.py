@@ -10,6 +10,8 @@ import numpy as np
 from lcnet_yolo_runtime.errors import InputError
 from lcnet_yolo_runtime.preprocess import cv2
 
+# The suffixes Ultralytics' predictor accepts as pictures. A list of its own: the torch-free runtime cannot import the
+# main package's (lcnet_yolo.io.paths.IMAGE_SUFFIXES), nor Ultralytics'.
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".pfm", ".dng", ".mpo", ".heic"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv", ".webm", ".gif", ".ts"}
 

@@ -49,11 +49,10 @@ from lcnet_yolo.benchmark.latency import (
     openvino_runner,
     sgemm_peak_gflops,
     summarize,
-    time_interleaved,
     torch_runner,
     train_throughput,
 )
-from lcnet_yolo.benchmark.models import build, count_params, export_onnx, gflops, model_yaml
+from lcnet_yolo.benchmark.models import build, export_onnx, gflops
 from lcnet_yolo.benchmark.quantization import calibration_images, decoding_nodes, quantize_int8
 from lcnet_yolo.benchmark.run import report_only, run_benchmark
 from lcnet_yolo.benchmark.settings import (
@@ -90,14 +89,12 @@ __all__ = [
     "build",
     "calibration_images",
     "choose_activation",
-    "count_params",
     "decoding_nodes",
     "export_onnx",
     "gflops",
     "machine_info",
     "main",
     "mean_std",
-    "model_yaml",
     "onnxruntime_runner",
     "openvino_runner",
     "paired_ratio",
@@ -111,7 +108,6 @@ __all__ = [
     "sgemm_peak_gflops",
     "stored_results",
     "summarize",
-    "time_interleaved",
     "torch_runner",
     "train_seed",
     "train_throughput",

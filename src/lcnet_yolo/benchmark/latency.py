@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lcnet_yolo.benchmark.models import build, count_params, export_onnx, gflops, model_yaml
-from lcnet_yolo.plugin.compat import DetectionModel, get_cfg, quiet
+from lcnet_yolo.benchmark.models import build, export_onnx, gflops
+from lcnet_yolo.io.paths import model_yaml_name
+from lcnet_yolo.plugin.compat import DetectionModel, get_cfg, get_num_params, quiet
 from lcnet_yolo.quantize import interleaved_samples, onnxruntime_runner, openvino_runner
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "openvino_runner",
     "sgemm_peak_gflops",
     "summarize",
-    "time_interleaved",
     "torch_runner",
     "train_throughput",
 ]
@@ -42,13 +42,6 @@ def torch_runner(model: nn.Module, imgsz: int) -> Callable[[], None]:
             model(x)
 
     return run
-
-
-def time_interleaved(runners: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Milliseconds per call of every runner: ``warmup`` untimed calls each, then ``repeats`` rounds that call every
-    runner once, the starting runner rotating from round to round (:func:`lcnet_yolo.quantize.interleaved_samples`,
-    its wall-clock samples)."""
-    return {key: times["wall_ms"] for key, times in interleaved_samples(runners, warmup, repeats).items()}
 
 
 def summarize(samples: list[float]) -> dict[str, float]:
@@ -108,7 +101,7 @@ def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, 
 
     def make_step(name: str) -> Callable[[], None]:
         with quiet():
-            model = DetectionModel(model_yaml(name), nc=nc, verbose=False)
+            model = DetectionModel(model_yaml_name(name), nc=nc, verbose=False)
         model.args = get_cfg()
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -122,8 +115,8 @@ def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, 
         return step
 
     steps = {name: make_step(name) for name in names}
-    samples = time_interleaved(steps, warmup=2, repeats=rounds)
-    return {name: batch / (statistics.median(ms) / 1e3) for name, ms in samples.items()}
+    samples = interleaved_samples(steps, warmup=2, repeats=rounds)
+    return {name: batch / (statistics.median(ms["wall_ms"]) / 1e3) for name, ms in samples.items()}
 
 
 def machine_info(threads: int) -> dict:
@@ -169,7 +162,7 @@ def measure_models(settings, backends: Sequence[str], log: Callable[[str], None]
         for name in settings.models:
             yolo = build(name)
             if imgsz == settings.imgsz[-1]:
-                rows[name]["params"] = count_params(yolo.model)
+                rows[name]["params"] = get_num_params(yolo.model)
                 rows[name]["gflops_640"] = gflops(yolo.model, 640)
             onnx_path = export_onnx(yolo, imgsz, out / "onnx" / f"{name}-{imgsz}.onnx")
             if "torch" in backends:
@@ -181,8 +174,9 @@ def measure_models(settings, backends: Sequence[str], log: Callable[[str], None]
             if "openvino" in backends:
                 runners[f"{name}|openvino|{imgsz}"] = openvino_runner(onnx_path, settings.threads)
         log(f"timing {len(runners)} model/backend pairs at {imgsz} px, {settings.repeats} interleaved rounds")
-        for key, samples in time_interleaved(runners, settings.warmup, settings.repeats).items():
+        for key, times in interleaved_samples(runners, settings.warmup, settings.repeats).items():
             name, backend, size = key.split("|")
+            samples = times["wall_ms"]
             raw[key] = samples
             stats = summarize(samples)
             rows[name][f"{backend}_{size}_ms"] = stats["median"]

@@ -17,12 +17,13 @@ import torch
 from ultralytics import YOLO
 
 from lcnet_yolo.benchmark import accuracy, report
-from lcnet_yolo.benchmark.latency import machine_info, measure_models, summarize, time_interleaved
+from lcnet_yolo.benchmark.latency import machine_info, measure_models, summarize
 from lcnet_yolo.benchmark.quantization import calibration_images
 from lcnet_yolo.benchmark.settings import BenchmarkSettings
 from lcnet_yolo.data import make_synthetic_dataset, resolve_data
 from lcnet_yolo.quantize import (
     export_onnx,
+    interleaved_samples,
     onnxruntime_runner,
     openvino_runner,
     quantize_onnx_int8,
@@ -111,8 +112,9 @@ def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dic
     log(f"timing {len(runners)} trained fp32/int8 files at {size} px")
     fields: dict[str, dict] = {name: {} for name in stored}
     raw = {}
-    for key, samples in time_interleaved(runners, settings.warmup, settings.repeats).items():
+    for key, times in interleaved_samples(runners, settings.warmup, settings.repeats).items():
         name, tag = key.split("|")
+        samples = times["wall_ms"]
         raw[f"deploy|{key}"] = samples
         stats = summarize(samples)
         fields[name][f"deploy_{tag}_ms"] = stats["median"]

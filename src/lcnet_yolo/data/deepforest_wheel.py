@@ -12,12 +12,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
 from lcnet_yolo.io.errors import DatasetError
-from lcnet_yolo.io.paths import lcnet_yolo_home, sha256_file
+from lcnet_yolo.io.paths import IMAGE_SUFFIXES, lcnet_yolo_home, sha256_file
 
 __all__ = [
     "DEEPFOREST_REQUIREMENT",
@@ -36,7 +36,6 @@ DEEPFOREST_WHEEL_NAME = "deepforest-2.1.0-py3-none-any.whl"
 DEEPFOREST_WHEEL_SHA256 = "8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54"
 WHEEL_ENV = "LCNET_YOLO_DEEPFOREST_WHEEL"
 WHEEL_DATA_DIR = "deepforest/data/"  # folder of the sample data inside the wheel
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def _wheel_problem(path: Path) -> str | None:
@@ -125,7 +124,7 @@ def deepforest_image(name: str = "SOAP_031.png", wheel: str | Path | None = None
         available = sorted(
             member[len(WHEEL_DATA_DIR) :]
             for member in archive.namelist()
-            if member.startswith(WHEEL_DATA_DIR) and member.lower().endswith(IMAGE_SUFFIXES)
+            if member.startswith(WHEEL_DATA_DIR) and PurePosixPath(member.lower()).suffix in IMAGE_SUFFIXES
         )
         if name not in available:
             raise DatasetError(f"no image {name!r} in the deepforest wheel; choose one of: {', '.join(available)}")

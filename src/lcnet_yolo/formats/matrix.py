@@ -23,6 +23,7 @@ from ultralytics import YOLO
 from lcnet_yolo.data import resolve_data
 from lcnet_yolo.formats import support
 from lcnet_yolo.io.checkpoints import load_yolo
+from lcnet_yolo.io.paths import IMAGE_SUFFIXES
 from lcnet_yolo.plugin.compat import check_det_dataset
 
 __all__ = [
@@ -163,7 +164,7 @@ def format_matrix(
 def _first_val_image(data_yaml: str) -> str:
     val = check_det_dataset(data_yaml)["val"]
     folder = Path(val[0] if isinstance(val, list) else val)
-    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".tif", ".tiff"})
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise FileNotFoundError(f"no validation images under {folder}")
     return str(images[0])

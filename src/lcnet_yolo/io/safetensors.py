@@ -15,6 +15,7 @@ from torch import nn
 
 from lcnet_yolo.io.errors import existing_file, file_error, short_reason
 from lcnet_yolo.io.model_yaml import check_model_yaml
+from lcnet_yolo.io.paths import model_yaml_name
 from lcnet_yolo.io.runs import AtomicPath
 from lcnet_yolo.io.safe_load import restricted_loading, safe_load
 from lcnet_yolo.nn.registry import find_backbone
@@ -115,9 +116,7 @@ def load_safetensors(path: str | Path):
     except (KeyError, ValueError, TypeError, AttributeError) as error:
         raise file_error(path, f"invalid metadata: {short_reason(error)}") from None
     task = metadata.get("task", "detect")
-    model_name = Path(metadata.get("model_name") or "model.yaml").name
-    if not model_name.endswith((".yaml", ".yml")):
-        model_name += ".yaml"
+    model_name = model_yaml_name(Path(metadata.get("model_name") or "model.yaml").name)
     cfg = {k: v for k, v in cfg.items() if k not in {"yaml_file", "ch"}}
     with tempfile.TemporaryDirectory() as tmp:  # YOLO builds models from YAML files; the file name keeps the scale
         yaml_path = Path(tmp) / model_name

@@ -28,7 +28,7 @@ The package, one concern per module:
 from lcnet_yolo.quantize.calibration import IMAGE_SUFFIXES, calibration_images, letterboxed
 from lcnet_yolo.quantize.cli import main
 from lcnet_yolo.quantize.comparison import measure, report
-from lcnet_yolo.quantize.models import export_onnx, load_yolo, val_map
+from lcnet_yolo.quantize.models import build_yolo, export_onnx, load_yolo, val_map, weights_or_model
 from lcnet_yolo.quantize.onnx_int8 import (
     CALIBRATIONS,
     decoding_nodes,
@@ -48,6 +48,7 @@ from lcnet_yolo.quantize.timing import (
 __all__ = [
     "CALIBRATIONS",
     "IMAGE_SUFFIXES",
+    "build_yolo",
     "calibration_images",
     "decoding_nodes",
     "export_onnx",
@@ -67,5 +68,6 @@ __all__ = [
     "thin_front_nodes",
     "time_interleaved",
     "val_map",
+    "weights_or_model",
     "write_openvino_folder",
 ]

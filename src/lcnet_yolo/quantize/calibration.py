@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lcnet_yolo.io.paths import IMAGE_SUFFIXES
 from lcnet_yolo.plugin.compat import LetterBox
 
 __all__ = ["IMAGE_SUFFIXES", "calibration_images", "letterboxed"]
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 def calibration_images(data_yaml: str | Path, count: int) -> list[Path]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lcnet_yolo.data import resolve_data
 from lcnet_yolo.quantize.calibration import calibration_images
-from lcnet_yolo.quantize.models import export_onnx, load_yolo, val_map
+from lcnet_yolo.quantize.models import export_onnx, val_map, weights_or_model
 from lcnet_yolo.quantize.onnx_int8 import quantize_onnx_int8
 from lcnet_yolo.quantize.openvino_int8 import quantize_openvino_int8
 from lcnet_yolo.quantize.timing import onnxruntime_runner, openvino_runner, time_interleaved
@@ -79,7 +79,7 @@ def measure(
     runners: dict[str, Callable[[], object]] = {}
     nc = None
     for model, tag in zip(models, file_tags(models), strict=True):
-        yolo = load_yolo(model)
+        yolo = weights_or_model(model)
         nc = nc or len(yolo.names)
         files = _int8_files(tag, yolo, data_yaml, imgsz, images, out, ort_calibration)
         key = str(model)
@@ -92,7 +92,7 @@ def measure(
             results["map50_95"][key] = {
                 tag: val_map(path, data_yaml, val_imgsz)["map50_95"] for tag, path in files.items()
             }
-    base = load_yolo(baseline, None if str(baseline).endswith(".pt") else nc)
+    base = weights_or_model(baseline, nc)
     base_onnx = export_onnx(base, imgsz, out / f"{Path(str(baseline)).stem}-fp32-{imgsz}.onnx")
     runners[f"{baseline}|ort|fp32"] = onnxruntime_runner(base_onnx, threads, ort_spin)
     results["latency_ms"] = time_interleaved(runners, warmup, repeats)

@@ -1,5 +1,6 @@
-"""The fp32 side through Ultralytics' ``YOLO``: a model from weights or a name, its ONNX export, and the mAP of any
-exported file (fp32 or int8) through Ultralytics' ``val``."""
+"""The fp32 side through Ultralytics' ``YOLO``: a model from weights (:func:`lcnet_yolo.io.checkpoints.load_yolo`,
+re-exported here) or built from a name (:func:`build_yolo`), its ONNX export, and the mAP of any exported file
+(fp32 or int8) through Ultralytics' ``val``."""
 
 from __future__ import annotations
 
@@ -10,22 +11,30 @@ from pathlib import Path
 import yaml
 from ultralytics import YOLO
 
-from lcnet_yolo.io.checkpoints import load_yolo as load_checkpoint
+from lcnet_yolo.io.checkpoints import load_yolo
+from lcnet_yolo.io.paths import model_yaml_name
 from lcnet_yolo.plugin.compat import quiet, yaml_model_load
 
-__all__ = ["export_onnx", "load_yolo", "val_map"]
+__all__ = ["build_yolo", "export_onnx", "load_yolo", "val_map", "weights_or_model"]
 
 
-def load_yolo(model: str | Path, nc: int | None = None):
-    """A ``YOLO`` object from a ``.pt`` file (loaded by :func:`lcnet_yolo.io.checkpoints.load_yolo`) or a model
-    name/YAML (random init; ``nc`` classes if given)."""
+def weights_or_model(model: str | Path, nc: int | None = None):
+    """A ``YOLO`` object from a ``.pt`` file (:func:`lcnet_yolo.io.checkpoints.load_yolo`; ``nc`` is not used) or
+    built from a model name/YAML (:func:`build_yolo`)."""
     text = str(model)
+    if not text.endswith(".pt"):
+        return build_yolo(text, nc)
+    if not Path(text).is_file():
+        raise FileNotFoundError(f"weights not found: {text}")
     with quiet():
-        if text.endswith(".pt"):
-            if not Path(text).is_file():
-                raise FileNotFoundError(f"weights not found: {text}")
-            return load_checkpoint(text)
-        name = text if text.endswith((".yaml", ".yml")) else f"{text}.yaml"
+        return load_yolo(text)
+
+
+def build_yolo(name: str | Path, nc: int | None = None):
+    """A ``YOLO`` object built from a model name or YAML (``yolov8n`` is ``yolov8n.yaml``), random init, with
+    ``nc`` classes if given."""
+    name = model_yaml_name(name)
+    with quiet():
         if nc is None:
             return YOLO(name)
         spec = yaml_model_load(name)
