@@ -39,6 +39,7 @@ def test_every_ultralytics_export_format_has_an_entry():
     from ultralytics.engine.exporter import export_formats
 
     assert set(formats.FORMATS) == set(export_formats()["Argument"][1:])
+    assert set(formats.support._SUPPORT) == set(formats.FORMATS)  # each described by us, none by the fallback
     for support in formats.FORMATS.values():
         assert support.tested or support.note, f"{support.name}: untested formats say why"
         assert support.extra is None or all(formats.PACKAGES[m][1] in (support.extra, "onnx") for m in support.export)

@@ -21,7 +21,7 @@ from ultralytics import YOLO
 from lcnet_yolo.benchmark.models import build, export_onnx
 from lcnet_yolo.benchmark.quantization import calibration_images, quantize_int8
 from lcnet_yolo.benchmark.settings import TRAINING_KEYS, BenchmarkSettings
-from lcnet_yolo.plugin.compat import quiet
+from lcnet_yolo.plugin.compat import quiet, validate_on_epochs
 from lcnet_yolo.quantize import val_map as val_onnx  # the benchmark's name for it
 
 __all__ = [
@@ -124,13 +124,13 @@ def train_seed(name: str, seed: int, data_yaml: Path, settings: BenchmarkSetting
     yolo = build(name)
     validated: set[int] = set()
 
-    def validate_every(trainer) -> None:  # runs before Ultralytics decides whether to validate this epoch
-        epoch = trainer.epoch + 1
-        trainer.args.val = epoch % settings.val_every == 0 or epoch >= trainer.epochs
-        if trainer.args.val:
+    def validate_every(epoch: int, epochs: int) -> bool:
+        val = epoch % settings.val_every == 0 or epoch >= epochs
+        if val:
             validated.add(epoch)
+        return val
 
-    yolo.add_callback("on_train_epoch_end", validate_every)
+    validate_on_epochs(yolo, validate_every)
     run_dir = (settings.out / "train" / name).resolve()
     # a training killed halfway left its folder: start clean (Ultralytics would append to its results.csv)
     shutil.rmtree(run_dir / f"seed{seed}", ignore_errors=True)

@@ -18,7 +18,7 @@ from torch import nn
 
 from lcnet_yolo.benchmark.models import build, export_onnx, gflops
 from lcnet_yolo.io.paths import model_yaml_name
-from lcnet_yolo.plugin.compat import DetectionModel, get_cfg, get_num_params, quiet
+from lcnet_yolo.plugin.compat import DetectionModel, detection_batch, detection_loss, get_num_params, quiet
 from lcnet_yolo.quantize import interleaved_samples, onnxruntime_runner, openvino_runner
 
 __all__ = [
@@ -92,24 +92,20 @@ def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, 
     g = torch.Generator().manual_seed(0)
     boxes_per_image = 4
     n = batch * boxes_per_image
-    data = {
-        "img": torch.rand(batch, 3, imgsz, imgsz, generator=g),
-        "batch_idx": torch.arange(batch).repeat_interleave(boxes_per_image).float(),
-        "cls": torch.zeros(n, 1),
-        "bboxes": torch.cat([0.2 + 0.6 * torch.rand(n, 2, generator=g), 0.05 + 0.2 * torch.rand(n, 2, generator=g)], 1),
-    }
+    images = torch.rand(batch, 3, imgsz, imgsz, generator=g)
+    centres, sizes = 0.2 + 0.6 * torch.rand(n, 2, generator=g), 0.05 + 0.2 * torch.rand(n, 2, generator=g)
+    index = torch.arange(batch).repeat_interleave(boxes_per_image).float()
+    data = detection_batch(images, torch.cat([index[:, None], torch.zeros(n, 1), centres, sizes], 1))
 
     def make_step(name: str) -> Callable[[], None]:
         with quiet():
             model = DetectionModel(model_yaml_name(name), nc=nc, verbose=False)
-        model.args = get_cfg()
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
         def step():
             optimizer.zero_grad()
-            loss, _ = model.loss(data)
-            loss.sum().backward()
+            detection_loss(model, data).backward()
             optimizer.step()
 
         return step

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lcnet_yolo.io.errors import MissingPackageError
+from lcnet_yolo.plugin.compat import export_format_aliases, export_format_names, export_suffixes, read_export_metadata
 
 __all__ = [
     "ALIASES",
@@ -85,8 +86,8 @@ class FormatSupport:
     note: str = ""  # why it is not tested here
 
 
-# Every format of Ultralytics 8.4.190's exporter (``ultralytics.engine.exporter.export_formats``), in its order.
-FORMATS: dict[str, FormatSupport] = {
+# What lcnet-yolo knows of each format of Ultralytics 8.4.190's exporter.
+_SUPPORT: dict[str, FormatSupport] = {
     f.name: f
     for f in (
         FormatSupport("torchscript", None, (), (), tested=True),
@@ -167,24 +168,15 @@ FORMATS: dict[str, FormatSupport] = {
         FormatSupport("xilinx", None, ("quark",), ("quark",), note="needs AMD Quark and a Xilinx/Versal target"),
     )
 }
-ALIASES = {"tflite": "litert", "tfjs": "litert", "tensorrt": "engine", "trt": "engine", "mlpackage": "coreml"}
-
-# A path's ending -> format, for choosing the runtime an exported model needs.
-RUNTIME_SUFFIXES = {
-    ".torchscript": "torchscript",
-    ".onnx": "onnx",
-    "_openvino_model": "openvino",
-    "_ncnn_model": "ncnn",
-    ".mnn": "mnn",
-    ".mlpackage": "coreml",
-    ".mlmodel": "coreml",
-    "_paddle_model": "paddle",
-    ".tflite": "litert",
-    "_saved_model": "saved_model",
-    ".pb": "pb",
-    ".engine": "engine",
-    "_executorch_model": "executorch",
+# Every format of the installed Ultralytics' exporter, in its order; one lcnet-yolo does not describe yet needs
+# nothing we know of and is marked untested.
+FORMATS: dict[str, FormatSupport] = {
+    name: _SUPPORT.get(name) or FormatSupport(name, None, (), (), note="not described by lcnet-yolo yet")
+    for name in export_format_names()
 }
+# ``format=`` aliases (``tflite`` -> ``litert``) and path endings (``_ncnn_model`` -> ``ncnn``) as Ultralytics has them
+ALIASES = export_format_aliases()
+RUNTIME_SUFFIXES = export_suffixes()
 
 
 def is_installed(module: str) -> bool:
@@ -256,12 +248,11 @@ def require_export(fmt: str, **export_args: Any) -> None:
 
 
 def exported_format(model: str | Path) -> str | None:
-    """The export format of a model file or folder, from its name (``best_ncnn_model`` -> ``ncnn``); else None."""
+    """The export format of a model file or folder, from its name (``best_ncnn_model`` -> ``ncnn``; the longest
+    ending that fits: ``best_qnn.onnx`` -> ``qnn``); else None."""
     name = str(model).rstrip("/\\")
-    for suffix, fmt in RUNTIME_SUFFIXES.items():
-        if name.endswith(suffix):
-            return fmt
-    return None
+    endings = [suffix for suffix in RUNTIME_SUFFIXES if name.endswith(suffix)]
+    return RUNTIME_SUFFIXES[max(endings, key=len)] if endings else None
 
 
 def require_runtime(model: str | Path) -> None:
@@ -279,29 +270,14 @@ def require_track() -> None:
 def exported_metadata(model: str | Path) -> dict[str, Any] | None:
     """Ultralytics' export metadata (task, imgsz, args, ...) of an exported model, or None where not readable.
 
-    Read from ``metadata.yaml`` in export folders, from an ONNX file's metadata properties, or from a TorchScript
-    file's ``config.txt``; values are parsed as Ultralytics' AutoBackend parses them.
+    Read where Ultralytics' AutoBackend reads it (``metadata.yaml`` of export folders, an ONNX file's metadata
+    properties, a TorchScript file's ``config.txt`` ...: :func:`lcnet_yolo.plugin.compat.read_export_metadata`);
+    values are parsed as AutoBackend parses them.
     """
     import ast
-    import json
 
-    path = Path(model)
-    raw: dict[str, Any] = {}
     try:
-        if path.is_dir() and (path / "metadata.yaml").is_file():
-            import yaml
-
-            raw = yaml.safe_load((path / "metadata.yaml").read_text()) or {}
-        elif path.suffix == ".onnx" and path.is_file() and is_installed("onnx"):
-            import onnx
-
-            raw = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        elif path.suffix == ".torchscript" and path.is_file():
-            import zipfile
-
-            with zipfile.ZipFile(path) as archive:
-                name = next((n for n in archive.namelist() if n.endswith("extra/config.txt")), None)
-                raw = json.loads(archive.read(name)) if name else {}
+        raw = read_export_metadata(model)
     except Exception:  # unreadable metadata: leave the checks to Ultralytics
         return None
     if not raw:

@@ -16,7 +16,7 @@ from torch import nn
 
 from lcnet_yolo.io.errors import short_reason
 from lcnet_yolo.nn.registry import YAML_LAYERS
-from lcnet_yolo.plugin.compat import layer_named
+from lcnet_yolo.plugin.compat import is_ultralytics_layer, layer_named
 
 __all__ = ["check_model_yaml"]
 
@@ -50,16 +50,15 @@ def _allowed_layer(name: str) -> bool:
     if name in REFUSED_LAYERS:
         return False
     if name.startswith("nn."):
-        layer, packages = getattr(nn, name[3:], None), ("torch.nn.modules",)
+        layer, package = getattr(nn, name[3:], None), "torch.nn.modules"
     elif name.startswith("torchvision.ops."):
-        layer, packages = getattr(importlib.import_module("torchvision.ops"), name[16:], None), ("torchvision.ops",)
+        layer, package = getattr(importlib.import_module("torchvision.ops"), name[16:], None), "torchvision.ops"
     else:
-        layer, packages = layer_named(name), ("ultralytics.nn.modules",)
-        if layer is not None and YAML_LAYERS.get(name) is layer:
-            return True
+        layer = layer_named(name)
+        return (layer is not None and YAML_LAYERS.get(name) is layer) or is_ultralytics_layer(layer)
     if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
         return False
-    return any(layer.__module__ == p or layer.__module__.startswith(p + ".") for p in packages)
+    return layer.__module__ == package or layer.__module__.startswith(package + ".")
 
 
 def _clip(value: object, limit: int = 80) -> str:

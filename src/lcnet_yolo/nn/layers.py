@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lcnet_yolo.nn.pplcnet import ACTIVATIONS, ConvBNAct, PPLCNet
-from lcnet_yolo.plugin.compat import Classify, Conv
+from lcnet_yolo.plugin.compat import ClassifyHead, FusableConv
 
 BACKBONE_BN_EPS = 1e-5
 BACKBONE_BN_MOMENTUM = 0.03
@@ -30,8 +30,9 @@ class BatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` under its own type, so Ultralytics' weight initialisation keeps PP-LCNet's eps 1e-5."""
 
 
-class FusableConvBNAct(ConvBNAct, Conv):
-    """PP-LCNet's conv+BN+activation, also an Ultralytics ``Conv`` so that ``model.fuse()`` folds its BN.
+class FusableConvBNAct(ConvBNAct, FusableConv):
+    """PP-LCNet's conv+BN+activation, also an Ultralytics ``Conv`` (:class:`~lcnet_yolo.plugin.compat.FusableConv`)
+    so that ``model.fuse()`` folds its BN.
 
     ``forward`` is ``ConvBNAct``'s (the ``nn.Sequential`` one); after fusion Ultralytics switches the instance to
     ``Conv.forward_fuse`` (``act(conv(x))``), which is the same computation with BN folded into ``conv``.
@@ -84,17 +85,18 @@ class PPLCNetBackbone(PPLCNet):
         adopt_ultralytics_fusion(self, keep_bn_eps=True)
 
 
-class Classifier(Classify):
+class Classifier(ClassifyHead):
     """PaddleClas' PP-LCNet head for Ultralytics' classify task: avgpool, 1×1 conv (no bias), act, dropout, fc.
 
     YAML row: ``[-1, 1, Classifier, [c_in, nc]]`` (optionally ``hidden, dropout, act``). It is an Ultralytics
-    ``Classify`` (same outputs: logits in training, ``(softmax, logits)`` in eval, softmax when exported, and a
-    ``linear`` attribute that Ultralytics resizes to the dataset's classes), and its YAML name ``Classifier`` is
-    one Ultralytics' task guess reads as "classify". Sub-module names follow PaddleClas: ``last_conv``, ``fc``.
+    ``Classify`` (through :class:`~lcnet_yolo.plugin.compat.ClassifyHead`; same outputs: logits in training,
+    ``(softmax, logits)`` in eval, softmax when exported, and a ``linear`` attribute that Ultralytics resizes to the
+    dataset's classes), and its YAML name ``Classifier`` is one Ultralytics' task guess reads as "classify".
+    Sub-module names follow PaddleClas: ``last_conv``, ``fc``.
     """
 
     def __init__(self, c1: int, c2: int, hidden: int = 1280, dropout: float = 0.2, act: str = "hardswish"):
-        nn.Module.__init__(self)
+        super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.last_conv = nn.Conv2d(c1, hidden, 1, bias=False)
         self.act = ACTIVATIONS[act]()

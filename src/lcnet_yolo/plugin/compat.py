@@ -34,6 +34,22 @@ the trainer's dataset message (:func:`dataset_error_cause`)
                                            error ❌ <cause>")``; the CLI reports the cause in one line
 ``cfg`` helpers, ``LetterBox``,            argument parsing and checking as the ``yolo`` command does, the
 ``data.utils``, ``torch_utils``            predictor's letterbox, dataset paths and formats, FLOPs counts
+``nn.modules`` (:func:`is_ultralytics_layer`)
+                                           model YAMLs from files may name Ultralytics' layers, not its models
+:class:`FusableConv`, :class:`ClassifyHead`
+                                           our layers subclass ``Conv``/``Classify`` without their ``__init__``
+ONNX node names (:func:`detect_decoding_nodes`)
+                                           Detect's decoding stays float in int8 models; found by module path
+export files (:func:`write_export_metadata`, :func:`read_export_metadata`)
+                                           ``metadata.yaml`` written as the exporter writes it; metadata of any
+                                           export read as AutoBackend reads it
+export tables (:func:`export_format_names`, :func:`export_suffixes`, :func:`export_format_aliases`)
+                                           formats, path endings and ``format=`` aliases of the exporter
+loss batch (:func:`detection_batch`, :func:`detection_loss`)
+                                           training throughput runs the detection loss on a made-up batch
+trainer (:func:`validate_on_epochs`, :func:`save_checkpoints_through`)
+                                           ``args.val`` read after ``on_train_epoch_end``; checkpoints written by
+                                           ``last``/``best``'s ``write_bytes``
 =========================================  ======================================================================
 """
 
@@ -42,7 +58,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 
 from ultralytics.cfg import (
     cfg2dict,
@@ -205,3 +222,157 @@ def dataset_error_cause(error: BaseException) -> BaseException | None:
     if isinstance(error, RuntimeError) and str(error).startswith(DATASET_ERROR_PREFIX):
         return error.__cause__
     return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Layers, export files, formats and training internals that other modules of ours rely on (each pinned in
+# tests/test_compat.py). Imported where used, so that this block stands on its own.
+
+ULTRALYTICS_LAYERS_PACKAGE = "ultralytics.nn.modules"  # where Ultralytics' YAML layers (Conv, C2f, Detect ...) live
+DETECT_CONV_BRANCHES = ("cv2", "cv3", "one2one_cv2", "one2one_cv3")  # Detect's box/class convs (one2one_: end2end)
+LEGACY_SUFFIXES = {".mlmodel": "coreml"}  # what AutoBackend still recognises beside the exporter's table
+
+
+def is_ultralytics_layer(layer: object) -> bool:
+    """Whether ``layer`` is a layer class of Ultralytics' ``nn.modules`` (not a whole model such as
+    ``DetectionModel``, which lives in ``nn.tasks``)."""
+    import torch
+
+    module = getattr(layer, "__module__", "") or ""
+    return (
+        isinstance(layer, type)
+        and issubclass(layer, torch.nn.Module)
+        and (module == ULTRALYTICS_LAYERS_PACKAGE or module.startswith(ULTRALYTICS_LAYERS_PACKAGE + "."))
+    )
+
+
+class FusableConv(Conv):
+    """Base of a conv+BN+act unit that Ultralytics' ``BaseModel.fuse()`` folds like its own ``Conv``: it folds ``bn``
+    into ``conv`` for every ``Conv`` instance that has a ``bn`` and switches the instance to ``Conv.forward_fuse``
+    (``act(conv(x))``). ``Conv.__init__`` does not run: a subclass brings its own ``conv``, ``bn``, ``act`` and
+    ``forward`` (lcnet_yolo.nn.layers.FusableConvBNAct)."""
+
+
+class ClassifyHead(Classify):
+    """Base of a classification head that Ultralytics treats as its ``Classify``: the class flag ``export`` (softmax
+    only when exported) and the ``linear`` layer its ``ClassificationModel.reshape_outputs`` resizes to the
+    dataset's classes. ``Classify.__init__``'s layers are not built: a subclass builds its own and exposes
+    ``linear`` (lcnet_yolo.nn.layers.Classifier)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        torch.nn.Module.__init__(self)  # not Classify.__init__: no layers of Classify's own
+
+
+def detect_decoding_nodes(node_names: Iterable[str]) -> list[str]:
+    """Of the node names of an Ultralytics ONNX export (``/model.<layer>/<path>/<op>``, named after the modules), those
+    of Detect's box decoding: every node of the last layer but its conv branches (:data:`DETECT_CONV_BRANCHES`)."""
+    names = list(node_names)
+    heads = [n for n in names if n.startswith("/model.")]
+    if not heads:
+        return []
+    last = max(int(name.split("/")[1].split(".")[1]) for name in heads)
+    prefix = f"/model.{last}/"
+    branches = tuple(f"{prefix}{b}" for b in DETECT_CONV_BRANCHES)
+    return [n for n in names if n.startswith(prefix) and not n.startswith(branches)]
+
+
+def write_export_metadata(folder: str | Path, metadata: Mapping[str, object]) -> Path:
+    """Write ``metadata`` as the ``metadata.yaml`` of an export folder, with Ultralytics' writer (``YAML.save``, as
+    its OpenVINO exporter does); ``YOLO(folder)`` reads it back. Returns the file."""
+    path = Path(folder) / "metadata.yaml"
+    YAML.save(path, dict(metadata))
+    return path
+
+
+def read_export_metadata(path: str | Path) -> dict:
+    """The metadata Ultralytics recorded in an exported model (file or folder), read without loading the model
+    (``BaseBackend.read_metadata``: ONNX properties, TorchScript's ``config.txt``, ``metadata.yaml`` ...); values as
+    stored (often strings); ``{}`` where there is none."""
+    from ultralytics.nn.backends.base import BaseBackend
+
+    return dict(BaseBackend.read_metadata(path) or {})
+
+
+def export_format_names() -> tuple[str, ...]:
+    """The ``format=`` values of Ultralytics' exporter, in its order (``export_formats()``, without PyTorch)."""
+    from ultralytics.engine.exporter import export_formats
+
+    return tuple(name for name in export_formats()["Argument"] if name != "-")
+
+
+def export_suffixes() -> dict[str, str]:
+    """Path ending -> export format, as Ultralytics' AutoBackend recognises exported models (the exporter's suffix
+    table, plus :data:`LEGACY_SUFFIXES`); ``.pt`` is not an export."""
+    from ultralytics.engine.exporter import export_formats
+
+    table = export_formats()
+    pairs = dict(zip(table["Suffix"], table["Argument"], strict=True))
+    return {suffix: fmt for suffix, fmt in {**pairs, **LEGACY_SUFFIXES}.items() if fmt != "-"}
+
+
+# ``format=`` aliases that ``Exporter.__call__`` maps to a format name before it checks the name. They are written
+# there as ``if fmt in {...}`` statements, not as a table, so they are listed here and the pin reads that code.
+EXPORT_FORMAT_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("tensorrt", "trt"), "engine"),
+    **dict.fromkeys(("mlmodel", "mlpackage", "mlprogram", "apple", "ios"), "coreml"),
+    **dict.fromkeys(("huawei", "cann", "om"), "ascend"),
+    **dict.fromkeys(("vitis", "vitisai", "versal"), "xilinx"),
+    **dict.fromkeys(("tflite", "tfjs"), "litert"),
+}
+
+
+def export_format_aliases() -> dict[str, str]:
+    """Alias -> the format name Ultralytics' exporter uses for it (``tflite`` -> ``litert``, ``trt`` -> ``engine``)."""
+    return dict(EXPORT_FORMAT_ALIASES)
+
+
+def detection_batch(images, targets) -> dict:
+    """A training batch as Ultralytics' detection loss reads it: ``images`` (B, 3, H, W) in 0..1 and ``targets`` rows
+    ``(image index, class, x, y, w, h)`` with the box centre and size normalised to 0..1."""
+    return {"img": images, "batch_idx": targets[:, 0], "cls": targets[:, 1:2], "bboxes": targets[:, 2:6]}
+
+
+def detection_loss(model, batch: dict):
+    """The summed training loss of a ``DetectionModel`` on a :func:`detection_batch`, as its trainer computes it (the
+    default hyperparameters where the model has none: ``model.args`` is what a trainer would have set)."""
+    if not hasattr(model, "args") or isinstance(model.args, dict):
+        model.args = get_cfg()
+    loss, _ = model.loss(batch)
+    return loss.sum()
+
+
+__all__ += [  # the names of this block
+    "EXPORT_FORMAT_ALIASES",
+    "ClassifyHead",
+    "FusableConv",
+    "detect_decoding_nodes",
+    "detection_batch",
+    "detection_loss",
+    "export_format_aliases",
+    "export_format_names",
+    "export_suffixes",
+    "is_ultralytics_layer",
+    "read_export_metadata",
+    "save_checkpoints_through",
+    "validate_on_epochs",
+    "write_export_metadata",
+]
+
+
+def validate_on_epochs(yolo, validate: Callable[[int, int], bool]) -> None:
+    """Make ``yolo.train()`` validate after epoch ``e`` (1-based, of ``n``) only where ``validate(e, n)`` is true;
+    Ultralytics still validates the final epoch and whenever early stopping may stop. Sets the trainer's
+    ``args.val`` in ``on_train_epoch_end``, which runs before the trainer reads it."""
+
+    def decide(trainer) -> None:
+        trainer.args.val = bool(validate(trainer.epoch + 1, trainer.epochs))
+
+    yolo.add_callback("on_train_epoch_end", decide)
+
+
+def save_checkpoints_through(trainer, path_type: type[Path]) -> None:
+    """Make ``trainer`` write ``last.pt``/``best.pt`` through ``path_type`` (a ``Path`` subclass): Ultralytics'
+    ``save_model`` writes them with ``self.last.write_bytes(...)`` / ``self.best.write_bytes(...)``."""
+    trainer.last, trainer.best = path_type(trainer.last), path_type(trainer.best)

@@ -34,6 +34,7 @@ from lcnet_yolo.plugin.compat import (
     DetectionTrainer,
     cfg2dict,
     colorstr,
+    save_checkpoints_through,
 )
 
 __all__ = [
@@ -196,7 +197,7 @@ class ReliableTrainerMixin:
         if not overrides.get("resume") and not overrides.get("save_dir"):
             overrides["save_dir"] = str(reserve_save_dir(cfg, overrides))
         super().__init__(cfg, overrides, _callbacks)
-        self.last, self.best = AtomicPath(self.last), AtomicPath(self.best)
+        save_checkpoints_through(self, AtomicPath)
         if not self.resume:  # YOLO.train opens ``pretrained=`` itself (weights_only=False) after building the trainer
             _safe_load_local(self.args.pretrained)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lcnet_yolo.plugin.compat import detect_decoding_nodes
 from lcnet_yolo.quantize.calibration import letterboxed
 
 __all__ = ["CALIBRATIONS", "decoding_nodes", "hardsigmoid_as_lookup", "quantize_onnx_int8", "thin_front_nodes"]
@@ -32,13 +33,7 @@ def decoding_nodes(model) -> list[str]:
 
     They stay in float: Detect concatenates pixel coordinates with 0..1 scores, one int8 scale cannot hold both.
     """
-    heads = [n.name for n in model.graph.node if n.name.startswith("/model.")]
-    if not heads:
-        return []
-    last = max(int(name.split("/")[1].split(".")[1]) for name in heads)
-    prefix = f"/model.{last}/"
-    branches = tuple(f"{prefix}{b}" for b in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"))
-    return [n.name for n in model.graph.node if n.name.startswith(prefix) and not n.name.startswith(branches)]
+    return detect_decoding_nodes(node.name for node in model.graph.node)
 
 
 def name_unnamed_nodes(model) -> None:

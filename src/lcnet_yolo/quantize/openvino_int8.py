@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ultralytics import YOLO
 
-from lcnet_yolo.plugin.compat import quiet
+from lcnet_yolo.plugin.compat import quiet, write_export_metadata
 from lcnet_yolo.quantize.calibration import letterboxed
 from lcnet_yolo.quantize.onnx_int8 import decoding_nodes
 
@@ -39,14 +39,14 @@ def quantize_openvino_int8(
 
 
 def write_openvino_folder(model, folder: str | Path, metadata: dict[str, str]) -> Path:
-    """Save an OpenVINO model as an Ultralytics ``*_openvino_model`` folder (IR files and metadata.yaml)."""
+    """Save an OpenVINO model as an Ultralytics ``*_openvino_model`` folder (IR files, and metadata.yaml written as
+    Ultralytics' exporter writes it)."""
     import openvino as ov
-    import yaml
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
-    (folder / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False))
+    write_export_metadata(folder, metadata)
     return folder
 
 
