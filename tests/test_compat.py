@@ -312,3 +312,10 @@ def test_trainer_reads_args_val_after_epoch_end_and_writes_checkpoints_by_write_
     trainer = SimpleNamespace(last=tmp_path / "last.pt", best=tmp_path / "best.pt")
     compat.save_checkpoints_through(trainer, AtomicPath)
     assert type(trainer.last) is AtomicPath and trainer.best == tmp_path / "best.pt"
+
+
+def test_results_csv_columns_are_the_detection_metrics_keys():
+    from ultralytics.utils.metrics import DetMetrics
+
+    assert set(compat.RESULTS_CSV_COLUMNS.values()) <= set(DetMetrics().keys)
+    assert compat.RESULTS_CSV_COLUMNS["map50_95"] == "metrics/mAP50-95(B)"

@@ -21,7 +21,7 @@ from ultralytics import YOLO
 from lcnet_yolo.benchmark.models import build, export_onnx
 from lcnet_yolo.benchmark.quantization import calibration_images, quantize_int8
 from lcnet_yolo.benchmark.settings import TRAINING_KEYS, BenchmarkSettings
-from lcnet_yolo.plugin.compat import quiet, validate_on_epochs
+from lcnet_yolo.plugin.compat import RESULTS_CSV_COLUMNS, quiet, validate_on_epochs
 from lcnet_yolo.quantize import val_map as val_onnx  # the benchmark's name for it
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "write_json_atomic",
 ]
 
-CURVE_COLUMNS = {"map50": "metrics/mAP50(B)", "map50_95": "metrics/mAP50-95(B)"}
+CURVE_COLUMNS = RESULTS_CSV_COLUMNS  # our name -> its column in Ultralytics' results.csv
 
 
 def training_key(settings: BenchmarkSettings) -> dict:

@@ -45,6 +45,8 @@ export files (:func:`write_export_metadata`, :func:`read_export_metadata`)
                                            export read as AutoBackend reads it
 export tables (:func:`export_format_names`, :func:`export_suffixes`, :func:`export_format_aliases`)
                                            formats, path endings and ``format=`` aliases of the exporter
+``results.csv`` (:data:`RESULTS_CSV_COLUMNS`)
+                                           the columns of a training log that hold validation mAP
 loss batch (:func:`detection_batch`, :func:`detection_loss`)
                                            training throughput runs the detection loss on a made-up batch
 trainer (:func:`validate_on_epochs`, :func:`save_checkpoints_through`)
@@ -231,6 +233,8 @@ def dataset_error_cause(error: BaseException) -> BaseException | None:
 ULTRALYTICS_LAYERS_PACKAGE = "ultralytics.nn.modules"  # where Ultralytics' YAML layers (Conv, C2f, Detect ...) live
 DETECT_CONV_BRANCHES = ("cv2", "cv3", "one2one_cv2", "one2one_cv3")  # Detect's box/class convs (one2one_: end2end)
 LEGACY_SUFFIXES = {".mlmodel": "coreml"}  # what AutoBackend still recognises beside the exporter's table
+# Our name -> the column of a detection training's results.csv (``DetMetrics.keys``) that holds it.
+RESULTS_CSV_COLUMNS = {"map50": "metrics/mAP50(B)", "map50_95": "metrics/mAP50-95(B)"}
 
 
 def is_ultralytics_layer(layer: object) -> bool:
@@ -345,6 +349,7 @@ def detection_loss(model, batch: dict):
 
 __all__ += [  # the names of this block
     "EXPORT_FORMAT_ALIASES",
+    "RESULTS_CSV_COLUMNS",
     "ClassifyHead",
     "FusableConv",
     "detect_decoding_nodes",
