@@ -7,6 +7,7 @@ last test checks the imports of the whole package).
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import logging
 import re
@@ -319,3 +320,66 @@ def test_results_csv_columns_are_the_detection_metrics_keys():
 
     assert set(compat.RESULTS_CSV_COLUMNS.values()) <= set(DetMetrics().keys)
     assert compat.RESULTS_CSV_COLUMNS["map50_95"] == "metrics/mAP50-95(B)"
+
+
+# --- Multi-GPU (DDP) launch: what our trainers and tests/ddp_shim rely on ---
+
+
+def test_ddp_launch_removes_the_run_folder_unless_resuming_and_carries_callbacks_by_reference(tmp_path):
+    from types import SimpleNamespace
+
+    from ultralytics.utils import dist
+
+    from lcnet_yolo.plugin.ddp import import_in_ranks
+
+    save_dir = tmp_path / "run"
+    trainer = SimpleNamespace(
+        resume=False, save_dir=save_dir, world_size=2, args=SimpleNamespace(model="m.yaml"), model="m.yaml"
+    )
+    trainer.callbacks = YOLO("yolov8n.yaml").callbacks
+    assert import_in_ranks in trainer.callbacks["on_pretrain_routine_start"]  # every model carries it
+    for keep in (True, False):
+        save_dir.mkdir(exist_ok=True)
+        with compat.ddp_launch_keeps_save_dir(trainer) if keep else contextlib.nullcontext():
+            command, file = dist.generate_ddp_command(trainer)
+        assert save_dir.is_dir() is keep and trainer.resume is False
+        assert command[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node", "2"] and command[-1] == file
+        script, state = Path(file).read_text(), Path(file).with_suffix(".pt").read_bytes()
+        assert 'state["trainer"](cfg=cfg, overrides=state["args"], _callbacks=state["callbacks"])' in script
+        assert b"lcnet_yolo.plugin.ddp" in state and b"import_in_ranks" in state  # by reference: imports us
+        dist.ddp_cleanup(trainer, file)
+        assert not Path(file).exists()
+
+
+def test_trainer_launches_ranks_from_train_when_ddp_and_is_told_apart_by_rank():
+    source = inspect.getsource(compat.BaseTrainer.__init__)
+    assert "self.ddp = world_size > 1 and LOCAL_RANK == -1" in source
+    assert "select_device(self.args.device)" in source  # tests/ddp_shim replaces it in the trainer's module
+    assert "generate_ddp_command(self)" in inspect.getsource(compat.BaseTrainer.train)
+    from ultralytics.engine import trainer as trainer_module
+    from ultralytics.engine import validator as validator_module
+
+    assert callable(trainer_module.select_device) and callable(trainer_module.generate_ddp_command)
+    assert validator_module.AutoBackend.__name__ == "AutoBackend"
+
+
+def test_cuda_only_calls_the_cpu_ddp_test_replaces():
+    setup = inspect.getsource(compat.BaseTrainer._setup_ddp)
+    assert "self.accelerator.set_device(index)" in setup and 'else "gloo"' in setup
+    assert "dist.is_nccl_available()" in setup and "dist.init_process_group(" in setup
+    train_setup = inspect.getsource(compat.BaseTrainer._setup_train)
+    assert "nn.parallel.DistributedDataParallel(" in train_setup and "device_ids=[self.device.index]" in train_setup
+    from ultralytics.engine.validator import BaseValidator
+
+    call = inspect.getsource(BaseValidator.__call__)
+    assert "model = AutoBackend(" in call and ".current_device())" in call
+    from ultralytics.data.build import build_dataloader
+
+    assert 'device_type not in {"cpu", "mps"}' in inspect.getsource(build_dataloader)
+
+
+def test_safe_load_active_reads_the_switch_safe_load_mode_sets():
+    assert compat.safe_load_active() is False
+    with compat.safe_load_mode():
+        assert compat.safe_load_active() is True
+    assert compat.safe_load_active() is False

@@ -88,6 +88,8 @@ def test_defaults_step_every_batch_with_adamw_at_lr0_001_and_say_why(synthetic_d
     assert (saved["nbs"], saved["optimizer"], saved["lr0"]) == (4, "AdamW", 0.01)
     ours = [line for line in lines if DEFAULTS_LINE in line]
     assert len(ours) == 1
+    assert ours[0].endswith(trainer.defaults_line.removeprefix(DEFAULTS_LINE))  # logged as recorded
+    assert "optimizer=AdamW lr0=0.01 nbs=4 accumulate=1; applied nbs=4" in ours[0]  # the decision, then why
     assert "nbs=4 (an optimizer step every 1 batch): 16 training images make 4 batches of 4 per epoch" in ours[0]
     assert "Ultralytics' nbs=64 would step every 16 batches (0.2 steps per epoch)" in ours[0]
     assert "optimizer=AdamW lr0=0.01: PP-LCNet detectors" in ours[0]
@@ -100,7 +102,8 @@ def test_user_set_values_win(synthetic_data, tmp_path, nbs):
     assert (trainer.args.nbs, trainer.accumulate) == (nbs, nbs // 4)
     assert (trainer.args.optimizer, trainer.args.lr0, trainer.optimizer.param_groups[0]["lr"]) == ("SGD", 0.03, 0.03)
     assert trainer.applied_defaults == {}
-    assert not [line for line in lines if DEFAULTS_LINE in line]
+    ours = [line for line in lines if DEFAULTS_LINE in line]
+    assert len(ours) == 1 and f"optimizer=SGD lr0=0.03 nbs={nbs} accumulate={nbs // 4}; none applied" in ours[0]
 
 
 def test_user_lr0_is_kept_and_explicit_auto_is_ultralytics(synthetic_data, tmp_path):
@@ -117,7 +120,8 @@ def test_models_without_pplcnet_get_only_the_nominal_batch(synthetic_data, tmp_p
     trainer, lines = setup_trainer(synthetic_data, tmp_path, model="yolov8n.yaml")
     assert trainer.applied_defaults == {"nbs": 4}
     assert (trainer.args.optimizer, trainer.args.lr0) == ("AdamW", 0.002)
-    assert "optimizer=" not in next(line for line in lines if DEFAULTS_LINE in line)
+    line = next(line for line in lines if DEFAULTS_LINE in line)
+    assert "optimizer=AdamW lr0=0.002 nbs=4 accumulate=1; applied nbs=4" in line and "PP-LCNet" not in line
 
 
 def results_rows(csv_path: Path) -> list[dict[str, float]]:

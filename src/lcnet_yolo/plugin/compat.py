@@ -381,3 +381,51 @@ def save_checkpoints_through(trainer, path_type: type[Path]) -> None:
     """Make ``trainer`` write ``last.pt``/``best.pt`` through ``path_type`` (a ``Path`` subclass): Ultralytics'
     ``save_model`` writes them with ``self.last.write_bytes(...)`` / ``self.best.write_bytes(...)``."""
     trainer.last, trainer.best = path_type(trainer.last), path_type(trainer.best)
+
+
+# --- Multi-GPU (DDP) launch: Ultralytics' launcher (ultralytics.utils.dist) and its default callbacks ---
+
+from ultralytics.utils.callbacks import base as _callbacks_base  # noqa: E402  (block kept apart for merges)
+
+__doc__ += """
+Multi-GPU (DDP) launch, relied on by :mod:`lcnet_yolo.plugin.ddp` and the trainers:
+
+* ``callbacks.base.default_callbacks`` (:func:`add_default_callback`): every ``YOLO`` model copies these; the
+  launcher pickles the trainer's callbacks (cloudpickle: a module-level function by reference) for its ranks, so a
+  callback of ours makes each rank import ``lcnet_yolo`` before it builds the model.
+* ``generate_ddp_command`` removes ``trainer.save_dir`` unless ``trainer.resume`` (:func:`ddp_launch_keeps_save_dir`);
+  rank 0 recreates it from ``args.save_dir``.
+* ``tasks.SAFE_LOAD`` read by :func:`safe_load_active` (the restricted mode :func:`safe_load_mode` switches).
+* ``BaseTrainer.ddp`` (true in the launching process only) and the ``RANK`` environment of a rank.
+"""
+
+
+def add_default_callback(event: str, callback: Callable) -> None:
+    """Add ``callback`` to Ultralytics' default callbacks for ``event`` (each ``YOLO`` made afterwards has it).
+    Idempotent."""
+    callbacks = _callbacks_base.default_callbacks[event]
+    if callback not in callbacks:
+        callbacks.append(callback)
+
+
+def safe_load_active() -> bool:
+    """Whether Ultralytics' restricted loading (:func:`safe_load_mode`, ``ULTRALYTICS_SAFE_LOAD=1``) is on."""
+    return bool(tasks.SAFE_LOAD)
+
+
+@contextlib.contextmanager
+def ddp_launch_keeps_save_dir(trainer: BaseTrainer) -> Iterator[None]:
+    """Within the block, Ultralytics' DDP launch leaves ``trainer.save_dir`` in place.
+
+    ``generate_ddp_command`` deletes the run folder of a new run (rank 0 makes it again): between the two, another run
+    could take the name. It skips the deletion for a resumed run; ``trainer.resume`` reads true in the block only.
+    """
+    resume = trainer.resume
+    trainer.resume = True
+    try:
+        yield
+    finally:
+        trainer.resume = resume
+
+
+TRAINER_HOOKS["train"] = ()  # overridden to hand the launch state to DDP ranks (lcnet_yolo.plugin.ddp)

@@ -2,7 +2,8 @@
 
 * :func:`register` adds :data:`lcnet_yolo.nn.registry.YAML_LAYERS` to the names ``parse_model`` knows and puts
   :func:`packaged_yaml` in front of Ultralytics' YAML lookup, so ``YOLO("yolov8n-pplcnet.yaml")`` finds our file.
-  It also gives Ultralytics' plots their font (:func:`ensure_local_fonts`). Idempotent.
+  It also gives Ultralytics' plots their font (:func:`ensure_local_fonts`), and every ``YOLO`` model a callback
+  that makes multi-GPU ranks import lcnet-yolo (:func:`lcnet_yolo.plugin.ddp.import_in_ranks`). Idempotent.
 * :func:`packaged_models` and :func:`resolve_model` name and find the model YAMLs we ship: the files of
   ``cfg/models`` and the ablations of ``cfg/ablations.yaml``, each a base model plus changes
   (:func:`ablation_yaml`), written out as a YAML file when Ultralytics asks for it.
@@ -22,7 +23,15 @@ from typing import Any
 import yaml
 
 from lcnet_yolo.nn.registry import YAML_LAYERS
-from lcnet_yolo.plugin.compat import LOGGER, USER_CONFIG_DIR, add_layers, hook_check_yaml, yaml_model_load
+from lcnet_yolo.plugin.compat import (
+    LOGGER,
+    USER_CONFIG_DIR,
+    add_default_callback,
+    add_layers,
+    hook_check_yaml,
+    yaml_model_load,
+)
+from lcnet_yolo.plugin.ddp import import_in_ranks
 
 __all__ = [
     "MODELS_DIR",
@@ -154,7 +163,9 @@ def ensure_local_fonts() -> None:
 
 
 def register() -> None:
-    """Make our layers and model YAMLs known to Ultralytics (safe to call more than once)."""
+    """Make our layers and model YAMLs known to Ultralytics, here and in multi-GPU ranks (safe to call more than
+    once)."""
     add_layers(YAML_LAYERS)
     hook_check_yaml(packaged_yaml)
+    add_default_callback("on_pretrain_routine_start", import_in_ranks)
     ensure_local_fonts()

@@ -3,7 +3,8 @@
 * ``backbone_weights=PATH|NAME`` (:class:`BackboneWeightsTrainer`): PP-LCNet ImageNet weights loaded into the
   backbone each time the trainer builds a fresh model;
 * defaults that train on small datasets, for arguments the user left unset (:class:`TrainingDefaults`);
-* runs that are safe to start, kill and resume (:class:`ReliableTrainerMixin`).
+* runs that are safe to start, kill and resume (:class:`ReliableTrainerMixin`);
+* multi-GPU ranks that train what one process trains (:class:`SameInEveryRank`).
 
 Nothing else from Ultralytics is replaced: training, losses, metrics, NMS and export are its own. The trainer
 methods we override are listed in :data:`lcnet_yolo.plugin.compat.TRAINER_HOOKS`.
@@ -34,14 +35,18 @@ from lcnet_yolo.plugin.compat import (
     DetectionTrainer,
     cfg2dict,
     colorstr,
+    ddp_launch_keeps_save_dir,
+    safe_load_active,
     save_checkpoints_through,
 )
+from lcnet_yolo.plugin.ddp import LaunchState, launch_state, passed_to_ranks
 
 __all__ = [
     "BackboneWeightsTrainer",
     "LCNetClassificationTrainer",
     "LCNetDetectionTrainer",
     "ReliableTrainerMixin",
+    "SameInEveryRank",
     "TrainingDefaults",
 ]
 
@@ -107,15 +112,20 @@ class TrainingDefaults:
       :data:`PPLCNET_DETECT_RECIPE`, AdamW at lr0 0.01 (a user-set ``lr0`` is kept), instead of Ultralytics'
       automatic AdamW at ``0.002 * 5 / (4 + nc)``, at which these models barely learn from scratch.
 
-    One ``lcnet-yolo defaults:`` line says what was applied and why; :attr:`applied_defaults` holds it. A
-    user-set value, a resumed run (its checkpoint holds the values used) and large datasets are left alone.
+    One ``lcnet-yolo defaults:`` line states the decision (optimizer, lr0, nbs, accumulate) and what was applied and
+    why; :attr:`defaults_line` holds it, :attr:`applied_defaults` the values applied. A user-set value, a resumed run
+    (its checkpoint holds the values used) and large datasets are left alone. In a multi-GPU rank, the user-set
+    arguments are those of the launching process (:mod:`lcnet_yolo.plugin.ddp`), so every rank decides as one
+    process does.
     """
 
     apply_pplcnet_recipe: bool = True
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks=None):
-        self.user_keys = user_set_keys(cfg, overrides)
+        launched = launch_state((overrides or {}).get("save_dir"))
+        self.user_keys = set(launched.user_keys) if launched else user_set_keys(cfg, overrides)
         self.applied_defaults: dict[str, Any] = {}
+        self.defaults_line: str | None = None
         super().__init__(cfg, overrides, _callbacks)
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
@@ -155,14 +165,20 @@ class TrainingDefaults:
                 f"optimizer={name} lr0={lr:g}: PP-LCNet detectors trained from scratch barely learn at "
                 f"Ultralytics' automatic choice (AdamW, lr0 {0.002 * 5 / (4 + self.data.get('nc', 10)):g} here)"
             )
+        if reasons and RANK in {-1, 0} and (self.save_dir / "args.yaml").is_file():  # written before the defaults
+            YAML.save(self.save_dir / "args.yaml", vars(self.args))
+        optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
+        decision = (  # after Ultralytics resolved optimizer=auto into args
+            f"optimizer={self.args.optimizer} lr0={self.args.lr0:g} nbs={self.args.nbs} accumulate={self.accumulate}"
+        )
         if reasons:
-            if RANK in {-1, 0} and (self.save_dir / "args.yaml").is_file():  # written at init, before the defaults
-                YAML.save(self.save_dir / "args.yaml", vars(self.args))
-            LOGGER.info(
-                f"{colorstr('lcnet-yolo defaults:')} {'; '.join(reasons)}. Set these arguments to choose yourself "
-                f"(BENCHMARKS.md, 'Defaults that train')."
-            )
-        return super().build_optimizer(model, name, lr, momentum, decay, iterations)
+            why = f"applied {'; '.join(reasons)}. Set these arguments to choose yourself"
+            why += " (BENCHMARKS.md, 'Defaults that train')."
+        else:
+            why = "none applied (set by the user, or not needed for this model and dataset)."
+        self.defaults_line = f"lcnet-yolo defaults: {decision}; {why}"
+        LOGGER.info(f"{colorstr('lcnet-yolo defaults:')} {decision}; {why}")
+        return optimizer
 
 
 def _safe_load_local(source: object) -> None:
@@ -245,14 +261,41 @@ class ReliableTrainerMixin:
             trim_results_csv(self.csv, self.start_epoch)
 
 
-class LCNetDetectionTrainer(TrainingDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer):
+class SameInEveryRank:
+    """Multi-GPU training (``device=0,1``) that trains in every rank what one process trains (mixed in first).
+
+    Ultralytics' launcher starts torchrun from :meth:`train` and rebuilds the trainer in each rank. Here the launching
+    process passes its :class:`~lcnet_yolo.plugin.ddp.LaunchState` (the user-set arguments, so each rank applies
+    :class:`TrainingDefaults` as one process does, and whether ``.pt`` files are read in restricted mode), and keeps
+    the run folder it reserved (Ultralytics deletes it before the launch). ``backbone_weights=`` are read once, in the
+    launching process: the model it built travels to the ranks with its weights.
+    """
+
+    def train(self):
+        """Train here, or launch the ranks with this process's state (multi-GPU)."""
+        if self.ddp:
+            state = LaunchState(str(self.save_dir), tuple(sorted(getattr(self, "user_keys", ()))), safe_load_active())
+            with passed_to_ranks(state), ddp_launch_keeps_save_dir(self):
+                return super().train()
+        launched = launch_state(self.save_dir)
+        if launched and launched.restricted and not safe_load_active():
+            with restricted_loading():  # as the launching process read them: best.pt for the final validation
+                return super().train()
+        return super().train()
+
+
+class LCNetDetectionTrainer(
+    SameInEveryRank, TrainingDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, DetectionTrainer
+):
     """Ultralytics' detection trainer with ``backbone_weights=PATH`` (PP-LCNet ImageNet weights for the backbone).
 
     Usage: ``YOLO("yolov8n-pplcnet.yaml").train(data=..., trainer=LCNetDetectionTrainer, backbone_weights=PATH)``.
     """
 
 
-class LCNetClassificationTrainer(TrainingDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, ClassificationTrainer):
+class LCNetClassificationTrainer(
+    SameInEveryRank, TrainingDefaults, BackboneWeightsTrainer, ReliableTrainerMixin, ClassificationTrainer
+):
     """Ultralytics' classification trainer with ``backbone_weights=PATH``, for the ``pplcnet_*-cls.yaml`` models.
 
     Of :class:`TrainingDefaults` it applies the small-dataset ``nbs`` only (the optimizer recipe was measured for
