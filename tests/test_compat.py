@@ -383,3 +383,26 @@ def test_safe_load_active_reads_the_switch_safe_load_mode_sets():
     with compat.safe_load_mode():
         assert compat.safe_load_active() is True
     assert compat.safe_load_active() is False
+
+
+def test_deterministic_algorithms_is_the_trainers_deterministic_mode_and_is_undone():
+    from ultralytics.utils import torch_utils
+
+    assert list(inspect.signature(torch_utils.init_seeds).parameters) == ["seed", "deterministic"]
+    assert "init_seeds(self.args.seed + 1 + RANK, deterministic=self.args.deterministic)" in inspect.getsource(
+        compat.BaseTrainer.__init__
+    )
+    with compat.deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+
+
+def test_trainer_puts_the_model_in_channels_last_on_cuda_unless_told_not_to():
+    """The GPU benchmark's rows with channels_last and deterministic mode are what ``device=0`` training uses."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    assert DEFAULT_CFG_DICT["channels_last"] is None and DEFAULT_CFG_DICT["deterministic"] is True
+    source = inspect.getsource(compat.BaseTrainer._setup_train)
+    assert "self.args.channels_last is None and TORCH_1_11 and not WINDOWS" in source
+    assert 'if channels_last and self.device.type == "cuda":' in source
+    assert "self.model = self.model.to(memory_format=torch.channels_last)" in source

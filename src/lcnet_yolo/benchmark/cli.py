@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lcnet_yolo.benchmark.device import DeviceSettings, run_device_benchmark
 from lcnet_yolo.benchmark.models import yaml_exists
 from lcnet_yolo.benchmark.run import report_only, run_benchmark
 from lcnet_yolo.benchmark.settings import ABLATIONS, BACKENDS, DEFAULT_MODELS, BenchmarkSettings, quick_settings
@@ -13,7 +14,8 @@ from lcnet_yolo.benchmark.settings import ABLATIONS, BACKENDS, DEFAULT_MODELS, B
 DESCRIPTION = (
     "Our models side by side with Ultralytics' YOLOv8n, YOLO11n and YOLO26n on this CPU: latency, and accuracy at "
     "an equal training budget over several seeds. Resumable: every finished training is stored in OUT/train, a "
-    "rerun skips it, and the report aggregates whatever OUT holds."
+    "rerun skips it, and the report aggregates whatever OUT holds. With --device: training and inference speed on "
+    "one GPU (AMP, fp16) or, with --device cpu, in fp32."
 )
 
 
@@ -68,6 +70,17 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Benchmar
         help="a benchmark folder trained like this one with fewer epochs: the report adds the budget check (does "
         "the longer budget gain >= 5 %%, paired by seed?)",
     )
+    device = parser.add_argument_group("GPU mode (--device)")
+    device.add_argument(
+        "--device",
+        default=None,
+        help="measure training img/s (AMP), the cold first step and fp16 inference on this CUDA GPU (0), or in fp32 "
+        "on the CPU (cpu); --imgsz (one size, default 640), --batch (32), --warmup (5), --repeats (30) apply",
+    )
+    device.add_argument("--channels-last", action="store_true", help="with --device: add channels_last rows")
+    device.add_argument(
+        "--deterministic", action="store_true", help="with --device: add rows in deterministic mode (as training runs)"
+    )
     args = parser.parse_args(argv)
 
     models = tuple(args.models) if args.models else DEFAULT_MODELS
@@ -107,10 +120,37 @@ def parse_settings(argv: list[str] | None) -> tuple[argparse.Namespace, Benchmar
     return args, settings
 
 
+def device_settings(args: argparse.Namespace, settings: BenchmarkSettings) -> DeviceSettings:
+    """The GPU mode's settings from the parsed arguments (its own defaults where an argument was left out)."""
+    if args.imgsz and len(args.imgsz) > 1:
+        raise ValueError(f"--imgsz {' '.join(map(str, args.imgsz))}: the GPU mode measures one size")
+    defaults = DeviceSettings()
+    return DeviceSettings(
+        device=args.device,
+        models=settings.models,
+        baseline=settings.baseline,
+        imgsz=args.imgsz[0] if args.imgsz else defaults.imgsz,
+        batch=args.batch or defaults.batch,
+        warmup=defaults.warmup if args.warmup is None else args.warmup,
+        repeats=args.repeats or defaults.repeats,
+        channels_last=args.channels_last,
+        deterministic=args.deterministic,
+        out=settings.out,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """``lcnet-yolo benchmark [--quick] [--models ...] [--seeds ...] [--out DIR] ...``; returns the exit status."""
     try:
         args, settings = parse_settings(argv)
+        if args.device is not None:
+            missing = [m for m in settings.models if not yaml_exists(m)]
+            if missing:
+                raise ValueError(f"unknown model(s): {', '.join(missing)}")
+            run_device_benchmark(device_settings(args, settings))
+            return 0
+        if args.channels_last or args.deterministic:
+            raise ValueError("--channels-last and --deterministic apply to the GPU mode (--device)")
         if args.report_only:
             report_only(settings.out, settings.baseline, settings.models, settings.shorter_budget)
             return 0

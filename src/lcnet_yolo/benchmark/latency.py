@@ -30,6 +30,8 @@ __all__ = [
     "summarize",
     "torch_runner",
     "train_throughput",
+    "training_batch",
+    "training_model",
 ]
 
 
@@ -86,21 +88,32 @@ def sgemm_peak_gflops(size: int, threads: int, repeats: int = 10) -> dict[str, f
     return peaks
 
 
-def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, nc: int = 1) -> dict[str, float]:
-    """Training images/s of each model: forward, Ultralytics' loss, backward and an SGD step on one random batch;
-    ``batch`` / median step time over ``rounds`` interleaved rounds after two warm-up steps each."""
+def training_batch(batch: int, imgsz: int, boxes_per_image: int = 4) -> dict[str, torch.Tensor]:
+    """One random detection batch as Ultralytics' loss takes it (images, box indices, classes, boxes); seeded, so
+    every model trains on the same batch."""
     g = torch.Generator().manual_seed(0)
-    boxes_per_image = 4
     n = batch * boxes_per_image
     images = torch.rand(batch, 3, imgsz, imgsz, generator=g)
     centres, sizes = 0.2 + 0.6 * torch.rand(n, 2, generator=g), 0.05 + 0.2 * torch.rand(n, 2, generator=g)
     index = torch.arange(batch).repeat_interleave(boxes_per_image).float()
-    data = detection_batch(images, torch.cat([index[:, None], torch.zeros(n, 1), centres, sizes], 1))
+    return detection_batch(images, torch.cat([index[:, None], torch.zeros(n, 1), centres, sizes], 1))
+
+
+def training_model(name: str, nc: int = 1) -> DetectionModel:
+    """A detection model as the trainer trains it: built from its YAML with ``nc`` classes, Ultralytics' default
+    arguments (its loss reads them), in training mode."""
+    with quiet():
+        model = DetectionModel(model_yaml_name(name), nc=nc, verbose=False)
+    return model.train()
+
+
+def train_throughput(names: Sequence[str], imgsz: int, batch: int, rounds: int, nc: int = 1) -> dict[str, float]:
+    """Training images/s of each model: forward, Ultralytics' loss, backward and an SGD step on one random batch;
+    ``batch`` / median step time over ``rounds`` interleaved rounds after two warm-up steps each."""
+    data = training_batch(batch, imgsz)
 
     def make_step(name: str) -> Callable[[], None]:
-        with quiet():
-            model = DetectionModel(model_yaml_name(name), nc=nc, verbose=False)
-        model.train()
+        model = training_model(name, nc)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
         def step():

@@ -386,6 +386,7 @@ def save_checkpoints_through(trainer, path_type: type[Path]) -> None:
 # --- Multi-GPU (DDP) launch: Ultralytics' launcher (ultralytics.utils.dist) and its default callbacks ---
 
 from ultralytics.utils.callbacks import base as _callbacks_base  # noqa: E402  (block kept apart for merges)
+from ultralytics.utils.torch_utils import init_seeds, unset_deterministic  # noqa: E402
 
 __doc__ += """
 Multi-GPU (DDP) launch, relied on by :mod:`lcnet_yolo.plugin.ddp` and the trainers:
@@ -397,6 +398,8 @@ Multi-GPU (DDP) launch, relied on by :mod:`lcnet_yolo.plugin.ddp` and the traine
   rank 0 recreates it from ``args.save_dir``.
 * ``tasks.SAFE_LOAD`` read by :func:`safe_load_active` (the restricted mode :func:`safe_load_mode` switches).
 * ``BaseTrainer.ddp`` (true in the launching process only) and the ``RANK`` environment of a rank.
+* ``torch_utils.init_seeds(seed, deterministic)`` / ``unset_deterministic`` (:func:`deterministic_algorithms`): the
+  deterministic mode training runs in (``deterministic=True``, Ultralytics' default), for the GPU benchmark.
 """
 
 
@@ -429,3 +432,14 @@ def ddp_launch_keeps_save_dir(trainer: BaseTrainer) -> Iterator[None]:
 
 
 TRAINER_HOOKS["train"] = ()  # overridden to hand the launch state to DDP ranks (lcnet_yolo.plugin.ddp)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool) -> Iterator[None]:
+    """Within the block, torch runs as Ultralytics' trainer sets it for ``deterministic=on`` (seed 0); afterwards
+    deterministic mode is off, as the trainer leaves it."""
+    init_seeds(0, deterministic=on)
+    try:
+        yield
+    finally:
+        unset_deterministic()
