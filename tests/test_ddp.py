@@ -71,34 +71,51 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "data": data, "weights": root / "pplcnet_x0_5.pt"}
 
 
-@pytest.fixture(scope="module")
-def ddp_runs(inputs, subprocess_env) -> dict[str, dict]:
-    """Both multi-GPU launches, side by side: ``lcnet-yolo train ... device=0,1`` (our trainer, backbone weights,
-    restricted loading) and ``YOLO(...).train(device=[0, 1])`` without ``trainer=``."""
-    root = inputs["root"]
-    cli = [str(LCNET_YOLO), *cli_args(inputs, device="0,1", project=root / "cli")]
-    commands = {
-        "cli": cli,
-        "api": [sys.executable, "-c", API_SCRIPT, str(inputs["data"]), str(root / "api")],
-    }
-    runs, processes = {}, {}
-    for name, command in commands.items():
-        env = {
-            **subprocess_env,
-            "PYTHONPATH": os.pathsep.join([str(SHIM_DIR), subprocess_env["PYTHONPATH"]]),
-            "LCNET_YOLO_DDP_SHIM": "1",
-            "LCNET_YOLO_DDP_RECORD": str(root / f"records-{name}"),
-            "OMP_NUM_THREADS": "1",
+class Launches:
+    """Both multi-GPU launches, started side by side and left running while the tests train one process:
+    ``lcnet-yolo train ... device=0,1`` (our trainer, backbone weights, restricted loading) and
+    ``YOLO(...).train(device=[0, 1])`` without ``trainer=``."""
+
+    def __init__(self, inputs: dict[str, Path], subprocess_env: dict[str, str]) -> None:
+        self.root = root = inputs["root"]
+        commands = {
+            "cli": [str(LCNET_YOLO), *cli_args(inputs, device="0,1", project=root / "cli")],
+            "api": [sys.executable, "-c", API_SCRIPT, str(inputs["data"]), str(root / "api")],
         }
-        log = open(root / f"{name}.log", "w")  # noqa: SIM115  (closed below)
-        processes[name] = (subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log)
-    for name, (process, log) in processes.items():
-        code = process.wait(timeout=300)
-        log.close()
-        text = (root / f"{name}.log").read_text()
-        assert code == 0, f"{name} launch failed:\n{text[-4000:]}"
-        runs[name] = {"records": records(root / f"records-{name}"), "log": text, "project": root / name}
-    return runs
+        self.processes, self.runs = {}, {}
+        for name, command in commands.items():
+            env = {
+                **subprocess_env,
+                "PYTHONPATH": os.pathsep.join([str(SHIM_DIR), subprocess_env["PYTHONPATH"]]),
+                "LCNET_YOLO_DDP_SHIM": "1",
+                "LCNET_YOLO_DDP_RECORD": str(root / f"records-{name}"),
+                "OMP_NUM_THREADS": "1",
+            }
+            with open(root / f"{name}.log", "w") as log:
+                self.processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def result(self, name: str) -> dict:
+        """The launch's records, log and project folder, once it has ended (it must end with status 0)."""
+        if name not in self.runs:
+            code = self.processes[name].wait(timeout=300)
+            text = (self.root / f"{name}.log").read_text()
+            assert code == 0, f"{name} launch failed:\n{text[-4000:]}"
+            folder = self.root / f"records-{name}"
+            self.runs[name] = {"records": records(folder), "log": text, "project": self.root / name}
+        return self.runs[name]
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def launches(inputs, subprocess_env):
+    started = Launches(inputs, subprocess_env)
+    yield started
+    started.stop()
 
 
 def one_process(inputs, tmp_path, monkeypatch, *, cli: bool) -> dict:
@@ -115,13 +132,13 @@ def one_process(inputs, tmp_path, monkeypatch, *, cli: bool) -> dict:
     return json.loads((tmp_path / "records" / "rank-1.json").read_text())
 
 
-def test_every_rank_trains_our_recipe_with_the_backbone_weights_of_one_process(inputs, ddp_runs, tmp_path, monkeypatch):
+def test_every_rank_trains_our_recipe_with_the_backbone_weights_of_one_process(inputs, launches, tmp_path, monkeypatch):
     one = one_process(inputs, tmp_path, monkeypatch, cli=True)
     assert one["trainer"] == "lcnet_yolo.plugin.trainers.LCNetDetectionTrainer"
     assert (one["optimizer"], one["lr0"], one["nbs"], one["accumulate"], one["batches"]) == ("AdamW", 0.01, 4, 1, 4)
     assert one["defaults_line"].startswith("lcnet-yolo defaults: optimizer=AdamW lr0=0.01 nbs=4 accumulate=1; applied")
     assert one["restricted"] is True and one["backbone_sha256"]
-    run = ddp_runs["cli"]
+    run = launches.result("cli")
     ranks = run["records"]
     assert {"rank0", "rank1", "launch"} <= set(ranks)
     for rank in ("rank0", "rank1"):
@@ -133,8 +150,8 @@ def test_every_rank_trains_our_recipe_with_the_backbone_weights_of_one_process(i
     assert run["log"].count("Loaded PP-LCNet backbone weights") == 1  # read once, in the launching process
 
 
-def test_the_reserved_run_folder_is_never_given_up_during_the_launch(ddp_runs):
-    run = ddp_runs["cli"]
+def test_the_reserved_run_folder_is_never_given_up_during_the_launch(launches):
+    run = launches.result("cli")
     launch, rank0 = run["records"]["launch"], run["records"]["rank0"]
     assert Path(launch["save_dir"]) == run["project"] / "train"
     assert launch["save_dir_inode"] is not None  # still there once Ultralytics prepared torchrun's command
@@ -143,11 +160,11 @@ def test_the_reserved_run_folder_is_never_given_up_during_the_launch(ddp_runs):
     assert sorted(p.name for p in run["project"].iterdir()) == ["train"]
 
 
-def test_without_trainer_the_ranks_know_our_models_and_train_as_one_process(inputs, ddp_runs, tmp_path, monkeypatch):
+def test_without_trainer_the_ranks_know_our_models_and_train_as_one_process(inputs, launches, tmp_path, monkeypatch):
     one = one_process(inputs, tmp_path, monkeypatch, cli=False)
     assert one["trainer"] == "ultralytics.models.yolo.detect.train.DetectionTrainer"
     assert (one["optimizer"], one["lr0"], one["nbs"], one["accumulate"]) == ("AdamW", 0.002, 64, 4)
-    ranks = ddp_runs["api"]["records"]
+    ranks = launches.result("api")["records"]
     assert {"rank0", "rank1"} <= set(ranks)
     for rank in ("rank0", "rank1"):
         assert {k: ranks[rank][k] for k in RECIPE} == {k: one[k] for k in RECIPE}, rank
