@@ -373,6 +373,7 @@ def test_cuda_only_calls_the_cpu_ddp_test_replaces():
 
     call = inspect.getsource(BaseValidator.__call__)
     assert "model = AutoBackend(" in call and ".current_device())" in call
+    assert "device=select_device(self.args.device)" in call  # a keyword: the shim replaces it
     from ultralytics.data.build import build_dataloader
 
     assert 'device_type not in {"cpu", "mps"}' in inspect.getsource(build_dataloader)

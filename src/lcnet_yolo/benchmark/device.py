@@ -12,7 +12,9 @@ For each model and each setting (memory format, deterministic algorithms), on on
 * **inference**: batch-1 latency (ms) and batch-``batch`` throughput (img/s) of the fused model, fp16 on CUDA.
 
 ``--channels-last`` adds rows in channels_last memory format (the model is converted, as Ultralytics' trainer does),
-``--deterministic`` rows in Ultralytics' deterministic mode (``deterministic=True``, its training default). With both
+``--deterministic`` rows in Ultralytics' deterministic mode (``deterministic=True``, its training default; cuBLAS
+reads its workspace setting when it starts, before the first row, so these rows run cuBLAS, a small part of these
+convolutional models, without the deterministic workspace a training run sets up first). With both
 flags the row with both is what ``device=0`` training uses: Ultralytics 8.4.190 trains in channels_last on CUDA by
 default (``channels_last`` unset means on, except on Windows). ``--device cpu`` measures the same in fp32, without
 AMP: the fallback a CI smoke test runs at a tiny size.
