@@ -17,6 +17,7 @@ LCNET_YOLO = Path(sys.executable).with_name("lcnet-yolo")
 FIGURES = ("train_img_per_s", "cold_first_step_s", "infer_b1_ms", "infer_batch_img_per_s")
 
 
+@pytest.mark.slow
 def test_cpu_fallback_measures_every_model_and_setting(tmp_path, subprocess_env):
     out = tmp_path / "bench"
     command = [str(LCNET_YOLO), "benchmark", "--device", "cpu", "--models", "yolov8n", "yolov8n-pplcnet"]

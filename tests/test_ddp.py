@@ -24,6 +24,8 @@ from lcnet_yolo.cli import main
 from lcnet_yolo.data import make_synthetic_dataset
 from lcnet_yolo.nn import PPLCNet
 
+pytestmark = pytest.mark.slow  # about a minute on 2 cores: two torchrun launches of two ranks, two baselines
+
 SHIM_DIR = Path(__file__).resolve().parent / "ddp_shim"
 LCNET_YOLO = Path(sys.executable).with_name("lcnet-yolo")
 RECIPE = ("trainer", "optimizer", "lr0", "lr", "weight_decay", "nbs", "accumulate", "batches", "defaults_line")
