@@ -22,6 +22,7 @@ AMP: the fallback a CI smoke test runs at a tiny size.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import statistics
 import time
@@ -36,7 +37,15 @@ from lcnet_yolo.benchmark.models import build
 from lcnet_yolo.benchmark.settings import DEFAULT_MODELS
 from lcnet_yolo.plugin.compat import detection_loss, deterministic_algorithms, quiet
 
-__all__ = ["DeviceSettings", "device_info", "measure", "parse_device", "render", "run_device_benchmark", "variants"]
+__all__ = [
+    "DeviceSettings",
+    "device_info",
+    "measure_device",
+    "parse_device",
+    "render",
+    "run_device_benchmark",
+    "variants",
+]
 
 
 @dataclass
@@ -143,7 +152,7 @@ def inference_speed(name: str, device: torch.device, settings: DeviceSettings, c
     return {"infer_b1_ms": one_s * 1e3, "infer_batch_img_per_s": settings.batch / many_s}
 
 
-def measure(settings: DeviceSettings, log: Callable[[str], None] = print) -> list[dict]:
+def measure_device(settings: DeviceSettings, log: Callable[[str], None] = print) -> list[dict]:
     """One row per setting and model: the figures of this module's docstring, and the ratios to the baseline's."""
     device = parse_device(settings.device)
     _warm_up(device)
@@ -172,9 +181,7 @@ def _same_variant(a: dict, b: dict) -> bool:
 
 def device_info(device: torch.device) -> dict:
     """The device, library versions and the precision measured."""
-    import ultralytics
-
-    info = {"device": str(device), "torch": torch.__version__, "ultralytics": ultralytics.__version__}
+    info = {"device": str(device), "torch": torch.__version__, "ultralytics": importlib.metadata.version("ultralytics")}
     if device.type == "cuda":
         info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda, precision="AMP fp16 / fp16")
         info["cudnn_benchmark"] = torch.backends.cudnn.benchmark
@@ -207,7 +214,7 @@ def render(rows: Sequence[dict], info: dict, settings: DeviceSettings) -> str:
 def run_device_benchmark(settings: DeviceSettings, log: Callable[[str], None] = print) -> Path:
     """Measure, print the table, write ``OUT/device-<device>.json`` and ``.md``; returns the JSON's path."""
     device = parse_device(settings.device)
-    rows = measure(settings, log)
+    rows = measure_device(settings, log)
     info = device_info(device)
     table = render(rows, info, settings)
     log(table)
