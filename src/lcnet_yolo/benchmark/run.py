@@ -91,8 +91,12 @@ def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dic
     Ultralytics' int8 export (NNCF, calibrated on the training split). Returns (per-model fields, raw samples)."""
     stored = {}
     for result in accuracy.stored_results(settings.out):
-        if result["model"] in settings.models and result["model"] not in stored:
-            stored[result["model"]] = result
+        if result["model"] not in settings.models or result["model"] in stored:
+            continue
+        if not (settings.out / result["weights"]).exists():  # e.g. results copied without their checkpoints
+            log(f"{result['model']} seed {result['seed']}: weights {result['weights']} are gone, not timed")
+            continue
+        stored[result["model"]] = result
     if not stored:
         return {}, {}
     runners = {}
