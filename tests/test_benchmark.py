@@ -4,14 +4,18 @@ what they wrote; the report's statistics and the activation rule on hand-made re
 import csv
 import json
 import math
+import shutil
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
 
 from lcnet_yolo import benchmark
-from lcnet_yolo.benchmark import DEFAULT_MODELS, read_curve, summarize
+from lcnet_yolo.benchmark import read_curve, summarize
 from lcnet_yolo.benchmark.cli import parse_settings
+from lcnet_yolo.benchmark.run import time_deployed
+from lcnet_yolo.benchmark.settings import BenchmarkSettings
 from lcnet_yolo.benchmark.stats import (
     activation_verdict,
     aggregate,
@@ -24,11 +28,17 @@ from lcnet_yolo.nn.layers import PPLCNetBackbone
 from lcnet_yolo.nn.neck import LCBlock, LCDown
 from lcnet_yolo.quantize import interleaved_samples
 
+# The smallest run the bookkeeping checks need: one model of ours and the baseline, two seeds (a spread), ours
+# listed first so that the tables must follow --models rather than put the baseline first. Training the other
+# default models here would only exercise Ultralytics' own trainer; `test_every_packaged_model_yaml_builds` and
+# the detector tests cover our other YAMLs.
+QUICK_MODELS = ("yolov8n-pplcnet", "yolov8n")
+
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("benchmark")
-    assert benchmark.main(["--quick", "--out", str(out)]) == 0
+    assert benchmark.main(["--quick", "--models", *QUICK_MODELS, "--out", str(out)]) == 0
     return out, json.loads((out / "results.json").read_text())
 
 
@@ -37,14 +47,14 @@ def quick_rerun(quick_run):
     """The same quick run again (training only): every model-seed is stored, so nothing may be trained."""
     out, first = quick_run
     stamps = {p: p.stat().st_mtime_ns for p in sorted(out.glob("train/*/seed*.json"))}
-    assert benchmark.main(["--quick", "--no-latency", "--out", str(out)]) == 0
+    assert benchmark.main(["--quick", "--models", *QUICK_MODELS, "--no-latency", "--out", str(out)]) == 0
     return out, first, stamps, json.loads((out / "results.json").read_text())
 
 
 @pytest.mark.slow
 def test_quick_run_stores_one_result_per_model_and_seed(quick_run):
     out, results = quick_run
-    for model in DEFAULT_MODELS:
+    for model in QUICK_MODELS:
         stored = [json.loads((out / "train" / model / f"seed{s}.json").read_text()) for s in (0, 1)]
         assert [r["seed"] for r in stored] == [0, 1]
         for r in stored:
@@ -66,10 +76,10 @@ def test_quick_run_stores_one_result_per_model_and_seed(quick_run):
 @pytest.mark.slow
 def test_rerun_skips_every_finished_training(quick_rerun):
     _, first, stamps, second = quick_rerun
-    assert len(stamps) == 2 * len(DEFAULT_MODELS)
+    assert len(stamps) == 2 * len(QUICK_MODELS)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # no result file rewritten
     assert second["this_run"]["trained"] == []
-    assert len(second["this_run"]["skipped"]) == 2 * len(DEFAULT_MODELS)
+    assert len(second["this_run"]["skipped"]) == 2 * len(QUICK_MODELS)
     assert second["training"] == first["training"]  # the same aggregation of the same files
     assert second["rows"] == first["rows"]  # latency.json of the first run is reported again
 
@@ -77,7 +87,8 @@ def test_rerun_skips_every_finished_training(quick_rerun):
 @pytest.mark.slow
 def test_other_training_settings_in_the_same_folder_are_refused(quick_run, capsys):
     out, _ = quick_run
-    assert benchmark.main(["--quick", "--no-latency", "--epochs", "3", "--out", str(out)]) == 2
+    args = ["--quick", "--models", *QUICK_MODELS, "--no-latency", "--epochs", "3", "--out", str(out)]
+    assert benchmark.main(args) == 2
     assert "seed0.json was trained with epochs 2 (this run: 3); use another --out" in capsys.readouterr().err
 
 
@@ -95,10 +106,10 @@ def test_table_and_csv_hold_every_model(quick_run):
     table = (out / "results.md").read_text()
     with open(out / "results.csv") as f:
         csv_models = [row["model"] for row in csv.DictReader(f)]
-    assert csv_models == list(DEFAULT_MODELS)
-    for model in DEFAULT_MODELS:
+    assert csv_models == list(QUICK_MODELS)
+    for model in QUICK_MODELS:
         assert sum(line.startswith(f"| {model} |") for line in table.splitlines()) == 2  # latency and mAP tables
-    assert [row["model"] for row in results["rows"]] == list(DEFAULT_MODELS)
+    assert [row["model"] for row in results["rows"]] == list(QUICK_MODELS)
 
 
 @pytest.mark.slow
@@ -329,6 +340,35 @@ def test_budget_check_pairs_the_final_map_of_two_budgets_by_seed(tmp_path, capsy
 def test_report_only_of_an_empty_folder_is_a_one_line_error(tmp_path, capsys):
     assert benchmark.main(["--report-only", "--out", str(tmp_path)]) == 2
     assert "holds no benchmark results" in capsys.readouterr().err
+
+
+def test_report_only_rebuilds_the_published_300_epoch_results_without_their_weights(tmp_path):
+    """docs/benchmark keeps the per-seed results but no checkpoints: the report (README's headline) still rebuilds."""
+    published = Path(__file__).resolve().parent.parent / "docs" / "benchmark"
+    for name in ("full-300", "full-150"):
+        shutil.copytree(published / name, tmp_path / name)
+    assert not list(tmp_path.rglob("*.pt"))
+    out, models = tmp_path / "full-300", ["yolov8n", "yolo11n", "yolo26n", "yolov8n-pplcnet-plain", "yolov8n-pplcnet"]
+    args = ["--report-only", "--out", str(out), "--models", *models, "--shorter-budget", str(tmp_path / "full-150")]
+    assert benchmark.main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["training"]["yolov8n-pplcnet"]["map50_95"]["mean"] == pytest.approx(0.1345, abs=5e-5)
+    assert results["training"]["yolov8n"]["map50_95"]["mean"] == pytest.approx(0.1360, abs=5e-5)
+    assert results["budget_check"]["models"]["yolov8n-pplcnet"]["gain"] == pytest.approx(0.064, abs=5e-4)
+
+
+def test_stored_results_whose_weights_are_gone_are_not_timed(tmp_path, capsys):
+    for seed in (0, 1):
+        path = tmp_path / "train" / "yolov8n-pplcnet" / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_fake_result("yolov8n-pplcnet", seed, 0.1, [0.1])))
+    settings = BenchmarkSettings(out=tmp_path, models=("yolov8n-pplcnet",))
+    assert time_deployed(settings, ["onnxruntime"]) == ({}, {})
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split("] ", 1)[1] for line in err] == [
+        f"yolov8n-pplcnet seed {seed}: weights train/yolov8n-pplcnet/seed{seed}/weights/last.pt are gone, not timed"
+        for seed in (0, 1)
+    ]
 
 
 def test_seed_is_an_alias_of_one_seed_and_seeds_must_differ():
