@@ -20,7 +20,7 @@ demo: install
 	$(VENV)/bin/lcnet-yolo demo
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile  # test files spread over two worker processes
 
 lint: install
 	$(VENV)/bin/ruff check src tests runtime benchmarks && $(VENV)/bin/ruff format --check src tests runtime benchmarks

@@ -15,7 +15,9 @@ import pytest
 _ISOLATED = Path(tempfile.mkdtemp(prefix="lcnet-yolo-tests-"))
 os.environ["YOLO_CONFIG_DIR"] = str(_ISOLATED / "ultralytics-config")
 os.environ["YOLO_OFFLINE"] = "1"
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Under `pytest -n N` (make test) the N worker processes share the cores: each gets its share of threads.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, min(2, (os.cpu_count() or 1) // _WORKERS))))
 
 from ultralytics.utils import SETTINGS  # noqa: E402  (after YOLO_CONFIG_DIR)
 
