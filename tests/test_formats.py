@@ -334,3 +334,11 @@ def test_track_follows_a_moving_box_with_one_id(capsys, trained, tmp_path, track
     labels = sorted((tmp_path / "t" / "labels").glob("*.txt"))
     assert labels, "track wrote no label files"
     assert all(len(line.split()) == 6 for line in labels[-1].read_text().splitlines())  # class, box, track ID
+
+
+def test_formats_doc_table_is_what_the_command_prints(capsys):
+    assert main(["formats", "--support"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "formats.md").read_text()
+    documented = [line for line in doc.split("## All formats", 1)[1].splitlines() if line.startswith("|")]
+    assert documented == printed

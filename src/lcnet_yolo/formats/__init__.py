@@ -4,7 +4,7 @@
   raise :class:`MissingPackageError` (one line naming the extra) before Ultralytics starts, and the checks of an
   exported model's task and input size that the ``lcnet-yolo`` command runs;
 * :mod:`.matrix` — ``lcnet-yolo formats``: export a trained model to each tested format and measure export,
-  predict, val mAP and latency, for the table in the README.
+  predict, val mAP and latency, for the table in docs/formats.md.
 
 Everything public of both is importable from here (``formats.require_export("ncnn")``, ``formats.main(argv)``).
 Callers (the CLI, the matrix) look the checks up in :mod:`.support`: patch them there.

@@ -1,5 +1,5 @@
 """The format matrix (``lcnet-yolo formats``): a trained detector exported to each tested format, then its
-export, predict, val mAP and latency measured, for the table in the README.
+export, predict, val mAP and latency measured, for the table in docs/formats.md.
 
 Every :class:`Case` is exported in its own folder from a copy of the ``.pt``, predicted on one image and validated
 (``rect=False``, batch 1); a case that fails reports its one-line error in its row and the matrix goes on. The

@@ -99,7 +99,7 @@ _SUPPORT: dict[str, FormatSupport] = {
             "coreml",
             ("coremltools",),
             ("coremltools",),
-            note="Core ML models run (predict, val) on macOS only; export works on Linux (README matrix)",
+            note="Core ML models run (predict, val) on macOS only; export works on Linux (docs/formats.md matrix)",
         ),
         FormatSupport(
             "coreai", None, ("coreai_torch",), ("coreai_torch",), note="Core AI models run on Apple devices only"
@@ -133,7 +133,7 @@ _SUPPORT: dict[str, FormatSupport] = {
             "paddle",
             ("paddle", "x2paddle"),
             ("paddle",),
-            note="paddlepaddle is a 189 MB wheel (700 MB installed); runs in the README matrix",
+            note="paddlepaddle is a 189 MB wheel (700 MB installed); runs in the docs/formats.md matrix",
         ),
         FormatSupport("mnn", "mnn", ("onnx", "onnxslim", "MNN"), ("MNN",), tested=True),
         FormatSupport("ncnn", "ncnn", ("ncnn", "pnnx"), ("ncnn",), tested=True),
@@ -192,7 +192,7 @@ def install_hint(module: str) -> str:
     package, extra = PACKAGES.get(module, (module, None))
     if extra:
         return f"pip install 'lcnet-yolo[{extra}]'"
-    return f"pip install {package} (not one of lcnet-yolo's extras; see the README's export formats)"
+    return f"pip install {package} (not one of lcnet-yolo's extras; see docs/formats.md)"
 
 
 def missing_package_message(module: str, purpose: str) -> str:
