@@ -48,6 +48,15 @@ def tiny(tmp_path_factory) -> dict:
     return {"root": root, "data": data_yaml, "images": images, "yolo": yolo, "fp32": fp32, "int8": int8}
 
 
+def test_val_map_keeps_its_run_folder_beside_the_model(tiny, isolated_dir):
+    runs = isolated_dir / "runs"
+    before = sorted(runs.rglob("*")) if runs.exists() else []
+    scores = quantize.val_map(tiny["fp32"], tiny["data"], IMGSZ)
+    assert set(scores) == {"map50", "map50_95"} and all(0.0 <= v <= 1.0 for v in scores.values())
+    assert (sorted(runs.rglob("*")) if runs.exists() else []) == before  # nothing in Ultralytics' runs folder
+    assert (tiny["root"] / "fp32-val").is_dir()
+
+
 def _optimized(path: Path, dest: Path) -> onnx.ModelProto:
     """The graph ONNX Runtime actually runs (all optimizations, QDQ fused into QLinear ops)."""
     import onnxruntime as ort

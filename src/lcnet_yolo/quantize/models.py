@@ -56,9 +56,19 @@ def export_onnx(yolo, imgsz: int, dest: str | Path) -> Path:
 
 
 def val_map(path: str | Path, data: str | Path, imgsz: int = 640) -> dict[str, float]:
-    """mAP50 and mAP50-95 of an exported model (ONNX file or OpenVINO folder) through Ultralytics' ``val``."""
+    """mAP50 and mAP50-95 of an exported model (ONNX file or OpenVINO folder) through Ultralytics' ``val``; its
+    run folder goes beside the model (``STEM-val``), not into Ultralytics' runs directory."""
+    path = Path(path)
     with quiet():
         metrics = YOLO(str(path), task="detect").val(
-            data=str(data), imgsz=imgsz, batch=1, device="cpu", plots=False, verbose=False
+            data=str(data),
+            imgsz=imgsz,
+            batch=1,
+            device="cpu",
+            plots=False,
+            verbose=False,
+            project=str(path.parent.resolve()),
+            name=f"{path.stem}-val",
+            exist_ok=True,
         )
     return {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)}
