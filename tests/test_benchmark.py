@@ -31,8 +31,8 @@ from lcnet_yolo.quantize import interleaved_samples
 
 # The smallest run the bookkeeping checks need: one model of ours and the baseline, two seeds (a spread), ours
 # listed first so that the tables must follow --models rather than put the baseline first. Training the other
-# default models here would only exercise Ultralytics' own trainer; `test_every_packaged_model_yaml_builds` and
-# the detector tests cover our other YAMLs.
+# default models here would only exercise Ultralytics' own trainer; test_detector builds every packaged YAML and
+# trains the default n model.
 QUICK_MODELS = ("yolov8n-pplcnet", "yolov8n")
 
 
