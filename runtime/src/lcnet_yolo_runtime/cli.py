@@ -43,6 +43,8 @@ def collect_sources(source: Path) -> list[Path]:
         raise InputError(f"source {source} does not exist")
     if source.is_file():
         return [source]
+    if not source.is_dir():  # checked before anything reads it: a pipe or a device never ends
+        raise InputError(f"source {source} is not a regular file or folder (a device or a pipe?)")
     files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
     if not files:
         raise InputError(f"folder {source} holds no images or videos ({', '.join(sorted(IMAGE_SUFFIXES))}, ...)")

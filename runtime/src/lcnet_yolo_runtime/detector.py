@@ -42,6 +42,9 @@ class Detector:
         self.backend = load_backend(model, threads)
         self.info: ModelInfo = model_info(self.backend.metadata, Path(model).name, self.backend.input_hw, names, imgsz)
         self.model_name = Path(model).name
+        rows = getattr(self.backend, "output_shape", ())
+        if len(rows) == 3 and rows[1] is not None and rows[1] <= 4 and not self.info.end2end:
+            raise InputError(f"{self.model_name} gives {rows[1]} rows per box: no class scores (zero classes)")
 
     @property
     def names(self) -> dict[int, str]:

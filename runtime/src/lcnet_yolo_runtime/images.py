@@ -19,6 +19,8 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".wmv
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as RGB ``uint8`` HxWx3; :class:`InputError` when it cannot be decoded."""
     path = Path(path)
+    if not path.is_file():  # follows links; False for a pipe or a device, which would never end
+        raise InputError(f"cannot read image {path} (not a regular file)")
     try:
         if cv2 is not None:
             bgr = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)

@@ -13,14 +13,14 @@ inference, and which lcnet-yolo extra installs it (``pip install 'lcnet-yolo[ncn
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lcnet_yolo.formats.metadata import exported_metadata
 from lcnet_yolo.io.errors import MissingPackageError
-from lcnet_yolo.plugin.compat import export_format_aliases, export_format_names, export_suffixes, read_export_metadata
+from lcnet_yolo.plugin.compat import export_format_aliases, export_format_names, export_suffixes
 
 __all__ = [
     "ALIASES",
@@ -265,30 +265,6 @@ def require_runtime(model: str | Path) -> None:
 def require_track() -> None:
     """Raise :class:`MissingPackageError` if Ultralytics' trackers (ByteTrack, BoT-SORT) lack ``lap``."""
     _require(("lap",), "tracking")
-
-
-def exported_metadata(model: str | Path) -> dict[str, Any] | None:
-    """Ultralytics' export metadata (task, imgsz, args, ...) of an exported model, or None where not readable.
-
-    Read where Ultralytics' AutoBackend reads it (``metadata.yaml`` of export folders, an ONNX file's metadata
-    properties, a TorchScript file's ``config.txt`` ...: :func:`lcnet_yolo.plugin.compat.read_export_metadata`);
-    values are parsed as AutoBackend parses them.
-    """
-    import ast
-
-    try:
-        raw = read_export_metadata(model)
-    except Exception:  # unreadable metadata: leave the checks to Ultralytics
-        return None
-    if not raw:
-        return None
-    parsed = {}
-    for key, value in raw.items():
-        if isinstance(value, str) and (value[:1] in "[{(" or value.isdigit()):
-            with contextlib.suppress(ValueError, SyntaxError):
-                value = ast.literal_eval(value)
-        parsed[key] = value
-    return parsed
 
 
 def _size_pair(imgsz: Any) -> tuple[int, int]:
