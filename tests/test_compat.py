@@ -407,3 +407,43 @@ def test_trainer_puts_the_model_in_channels_last_on_cuda_unless_told_not_to():
     assert "self.args.channels_last is None and TORCH_1_11 and not WINDOWS" in source
     assert 'if channels_last and self.device.type == "cuda":' in source
     assert "self.model = self.model.to(memory_format=torch.channels_last)" in source
+
+
+# ------------------------------------------------------------------------------------ datasets are never downloaded
+def test_trainer_validator_and_exporter_check_datasets_through_their_module_globals():
+    """no_dataset_downloads swaps check_det_dataset/check_cls_dataset where these modules look them up."""
+    from ultralytics.data import utils
+
+    for module in compat.DATASET_CHECK_MODULES:
+        source = inspect.getsource(module)
+        assert module.check_det_dataset is utils.check_det_dataset, module.__name__
+        assert module.check_cls_dataset is utils.check_cls_dataset, module.__name__
+        assert "check_det_dataset(self.args.data" in source, module.__name__
+    assert "autodownload" in inspect.signature(utils.check_det_dataset).parameters
+    assert (compat.PACKAGED_DATASETS_DIR / "coco8.yaml").is_file()
+
+
+def test_no_dataset_downloads_never_runs_a_download_script(tmp_path):
+    import contextlib
+
+    from ultralytics.data import utils
+    from ultralytics.engine import validator
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(
+        f"path: {tmp_path / 'missing'}\ntrain: images/train\nval: images/val\nnames: {{0: box}}\n"
+        f"download: open({str(marker)!r}, 'w').close()\n"
+    )
+    with compat.no_dataset_downloads():
+        with pytest.raises(FileNotFoundError, match="images not found"):
+            validator.check_det_dataset(str(evil))
+        with compat.no_dataset_downloads(), pytest.raises(FileNotFoundError, match="URL or archive"):
+            validator.check_det_dataset("https://example.com/data.zip")
+        with pytest.raises(FileNotFoundError, match="must be a local folder"):
+            validator.check_cls_dataset("imagenette160")
+    assert not marker.exists()
+    assert validator.check_det_dataset is utils.check_det_dataset  # restored, also after nesting
+    with contextlib.suppress(Exception):
+        utils.check_det_dataset(str(evil))  # the pinned behaviour: autodownload=True runs the script
+    assert marker.exists()

@@ -318,8 +318,9 @@ def test_fuzzed_onnx_metadata_through_the_command(tmp_path, picture, capsys):
 def test_fuzzed_openvino_metadata_is_accepted_or_one_line(tmp_path):
     """100 seeded metadata.yaml files: a dict that passes the field check, or one InputError line."""
     rng, refused = random.Random(22), 0
-    atoms = [b"names", b"stride", b"imgsz", b"args", b":", b" ", b"\n", b"- ", b"{", b"}", b"[", b"]", b"!!python/name:os.system",
-             b"!!set", b"&a", b"*a", b"0", b"-1", b"tree", b"'", b'"', b"\xff", b"\t", b"?", b"%YAML 1.1\n", b"!!binary"]  # fmt: skip
+    atoms = [b"names", b"stride", b"imgsz", b"args", b":", b" ", b"\n", b"- ", b"{", b"}", b"[", b"]", b"!!set", b"&a",
+             b"!!python/name:os.system", b"*a", b"0", b"-1", b"tree", b"'", b'"', b"\xff", b"\t", b"?", b"!!binary",
+             b"%YAML 1.1\n"]  # fmt: skip
     path = tmp_path / "metadata.yaml"
     for _ in range(100):
         path.write_bytes(b"".join(rng.choice(atoms) for _ in range(rng.randint(1, 30))))

@@ -123,7 +123,7 @@ def test_a_data_yaml_whose_download_script_would_run_is_refused(tmp_path):
         f"path: {tmp_path / 'missing'}\ntrain: images/train\nval: images/val\nnames: {{0: box}}\n"
         f"download: open({str(marker)!r}, 'w').close()\n"
     )
-    with pytest.raises(DatasetError, match=r"evil\.yaml: its images are missing and its 'download' field is a Python"):
+    with pytest.raises(DatasetError, match=r"evil\.yaml: images not found: .*; its download: script is not run"):
         CheckedTrainer(overrides={"data": str(evil), "model": "yolov8n-pplcnet.yaml", "project": str(tmp_path)})
     assert not marker.exists()
     check_det_dataset(str(evil))  # Ultralytics alone runs the script ("Dataset download success")

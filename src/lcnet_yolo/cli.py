@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lcnet_yolo import formats
-from lcnet_yolo.data import dataset_descriptions, deepforest_image, make_synthetic_dataset, resolve_data
+from lcnet_yolo.data import dataset_descriptions, deepforest_image, make_synthetic_dataset, resolve_data, trusted_data
 from lcnet_yolo.io.checkpoints import load_yolo
 from lcnet_yolo.io.errors import ArgumentError, LCNetYoloError
 from lcnet_yolo.io.safe_load import restricted_loading
@@ -154,8 +154,8 @@ def run_mode(mode: str, args: list[str]) -> int:
     task = formats.check_mode(mode, model_path, overrides, task)  # missing packages, exports' task and imgsz
     model = load_yolo(model_path, task=task)
     formats.check_model(model, model_path, task)
-    if isinstance(overrides.get("data"), str):
-        overrides["data"] = resolve_data(overrides["data"])
+    if "data" in overrides:  # checked, local, never downloaded (lcnet_yolo.data.trust)
+        overrides["data"] = trusted_data(overrides["data"], model.task, overrides.get("split"))
     if mode == "predict":
         overrides.setdefault("source", compat.ASSETS)
     elif mode == "track" and "source" not in overrides:
@@ -171,7 +171,8 @@ def run_mode(mode: str, args: list[str]) -> int:
         if backbone_weights:
             check_weights_name(backbone_weights, model.model)
     try:
-        with restricted_loading():  # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only
+        # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only; no dataset downloads
+        with restricted_loading(), compat.no_dataset_downloads():
             if mode in {"predict", "track"}:  # as `yolo` does: results handled one by one, never kept for a video
                 for _ in getattr(model, mode)(stream=True, **overrides):
                     pass

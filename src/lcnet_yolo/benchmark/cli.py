@@ -10,6 +10,7 @@ from lcnet_yolo.benchmark.device import DeviceSettings, run_device_benchmark
 from lcnet_yolo.benchmark.models import yaml_exists
 from lcnet_yolo.benchmark.run import report_only, run_benchmark
 from lcnet_yolo.benchmark.settings import ABLATIONS, BACKENDS, DEFAULT_MODELS, BenchmarkSettings, quick_settings
+from lcnet_yolo.plugin.compat import no_dataset_downloads
 
 DESCRIPTION = (
     "Our models side by side with Ultralytics' YOLOv8n, YOLO11n and YOLO26n on this CPU: latency, and accuracy at "
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         missing = [m for m in settings.models if not yaml_exists(m)]
         if missing:
             raise ValueError(f"unknown model(s): {', '.join(missing)}")
-        run_benchmark(settings)
+        with no_dataset_downloads():
+            run_benchmark(settings)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"lcnet-yolo benchmark: error: {error}", file=sys.stderr)
         return 2

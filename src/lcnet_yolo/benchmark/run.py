@@ -20,7 +20,7 @@ from lcnet_yolo.benchmark import accuracy, report
 from lcnet_yolo.benchmark.latency import machine_info, measure_models, summarize
 from lcnet_yolo.benchmark.quantization import calibration_images
 from lcnet_yolo.benchmark.settings import BenchmarkSettings
-from lcnet_yolo.data import make_synthetic_dataset, resolve_data
+from lcnet_yolo.data import make_synthetic_dataset, trusted_data
 from lcnet_yolo.quantize import (
     export_onnx,
     interleaved_samples,
@@ -71,7 +71,7 @@ def train_all(settings: BenchmarkSettings) -> dict:
     if settings.quick or settings.data is None:  # quick mode: a synthetic set in OUT/data
         data_yaml = make_synthetic_dataset(settings.out / "data", n_train=8, n_val=4, imgsz=settings.train_imgsz)
     else:
-        data_yaml = Path(resolve_data(settings.data))
+        data_yaml = Path(trusted_data(settings.data))
     done["data_yaml"] = str(data_yaml)
     for i, (name, seed) in enumerate(todo, 1):
         log(
@@ -104,6 +104,7 @@ def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dic
     for name, result in stored.items():
         dest = accuracy.deploy_dir(settings.out, name, result["seed"])
         trained = YOLO(str(settings.out / result["weights"]))
+        result["data_yaml"] = trusted_data(result["data_yaml"])  # read from a stored file: checked again
         images = calibration_images(Path(result["data_yaml"]), settings.calib_images)
         fp32 = export_onnx(trained, size, dest / f"fp32-{size}.onnx")
         int8 = quantize_onnx_int8(fp32, dest / f"int8-deployed-{size}.onnx", images)  # the shipped recipe

@@ -10,6 +10,8 @@ Module                         What it holds
 :mod:`.synthetic`              :func:`make_synthetic_dataset`, rectangles on noise for tests and demos
 :mod:`.check`                  :func:`check_dataset`, a read-only check of what Ultralytics will skip, and
                                :func:`refuse_download_script`
+:mod:`.trust`                  :func:`trusted_data`, the check every ``data=`` passes: fields, no URL, no
+                               archive, no download script, missing files named
 =============================  =====================================================================================
 
 :data:`DATASETS` maps each name lcnet-yolo builds itself to a :class:`Dataset`; :func:`resolve_data` is the one
@@ -35,6 +37,7 @@ from lcnet_yolo.data.neon_trees import (
     verify_dataset,
 )
 from lcnet_yolo.data.synthetic import make_synthetic_dataset
+from lcnet_yolo.data.trust import read_data_yaml, trusted_data
 from lcnet_yolo.io.errors import DatasetError
 from lcnet_yolo.io.paths import HOME_ENV, lcnet_yolo_home
 
@@ -58,9 +61,11 @@ __all__ = [
     "fetch_deepforest_wheel",
     "lcnet_yolo_home",
     "make_synthetic_dataset",
+    "read_data_yaml",
     "read_manifest",
     "refuse_download_script",
     "resolve_data",
+    "trusted_data",
     "verify_dataset",
 ]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ultralytics import YOLO
 
-from lcnet_yolo.data import resolve_data
+from lcnet_yolo.data import trusted_data
 from lcnet_yolo.formats import support
 from lcnet_yolo.io.checkpoints import load_yolo
 from lcnet_yolo.io.paths import IMAGE_SUFFIXES
@@ -145,7 +145,7 @@ def format_matrix(
     runs: int = 20,
 ) -> list[Row]:
     """Run every case on ``weights`` (a detection ``.pt``) and return the measured rows."""
-    data = resolve_data(data) if "/" not in str(data) and not str(data).endswith((".yaml", ".yml")) else str(data)
+    data = trusted_data(data)
     if image is None:
         image = _first_val_image(data)
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lcnet-yolo-formats-"))

@@ -52,6 +52,9 @@ loss batch (:func:`detection_batch`, :func:`detection_loss`)
 trainer (:func:`validate_on_epochs`, :func:`save_checkpoints_through`)
                                            ``args.val`` read after ``on_train_epoch_end``; checkpoints written by
                                            ``last``/``best``'s ``write_bytes``
+dataset checks of trainer, validator,      :func:`no_dataset_downloads`: no dataset is downloaded, unpacked or
+exporter (``check_det_dataset``)           its ``download:`` script run, whatever names it (URLs and archives:
+                                           :func:`_refuse_remote_dataset`)
 =========================================  ======================================================================
 """
 
@@ -443,3 +446,66 @@ def deterministic_algorithms(on: bool) -> Iterator[None]:
         yield
     finally:
         unset_deterministic()
+
+
+# ------------------------------------------------------------------------------------ datasets are never downloaded
+# Ultralytics' trainer, validator and exporter check a dataset with ``check_det_dataset`` (``check_cls_dataset`` for
+# classification), imported into each module; with ``autodownload=True`` (their call) a missing dataset's URL is
+# downloaded or its ``download:`` field run as a shell command or Python. ``lcnet_yolo.data.trust`` refuses such data
+# before Ultralytics starts; :func:`no_dataset_downloads` makes sure nothing downloads even if one slips past it.
+from ultralytics.data import utils as _data_utils  # noqa: E402
+from ultralytics.engine import exporter as _exporter  # noqa: E402
+from ultralytics.engine import trainer as _trainer  # noqa: E402
+from ultralytics.engine import validator as _validator  # noqa: E402
+from ultralytics.utils import ROOT as _ULTRALYTICS_ROOT  # noqa: E402
+
+PACKAGED_DATASETS_DIR = _ULTRALYTICS_ROOT / "cfg" / "datasets"  # coco8.yaml, VOC.yaml, ...: found by bare name
+DATASET_CHECK_MODULES = (_trainer, _validator, _exporter)  # each imports check_det_dataset and check_cls_dataset
+_ARCHIVES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2")
+
+
+def _refuse_remote_dataset(dataset: object) -> None:
+    """``FileNotFoundError`` for a dataset Ultralytics would fetch or unpack: a URL or an archive."""
+    import tarfile
+    import zipfile
+    from pathlib import Path
+
+    text = str(dataset)
+    path = Path(text)
+    archive = text.lower().endswith(_ARCHIVES) and not path.is_dir()
+    if not archive and "://" not in text and path.is_file():
+        try:
+            archive = zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
+        except OSError:
+            archive = False
+    if "://" in text or archive:
+        raise FileNotFoundError(f"{text}: a URL or archive; lcnet-yolo never downloads or unpacks datasets")
+
+
+@contextlib.contextmanager
+def no_dataset_downloads() -> Iterator[None]:
+    """In the block, Ultralytics' trainer, validator and exporter check datasets with ``autodownload=False``
+    (a missing dataset is a ``FileNotFoundError``, its ``download:`` field is never run), refuse URLs and archives,
+    and never fetch a classification dataset that is not a local folder. Restored afterwards; nests."""
+    from pathlib import Path
+
+    check_det, check_cls = _data_utils.check_det_dataset, _data_utils.check_cls_dataset
+
+    def local_det_dataset(dataset, autodownload: bool = True, split: str = ""):
+        _refuse_remote_dataset(dataset)
+        return check_det(dataset, autodownload=False, split=split)
+
+    def local_cls_dataset(dataset, split: str = ""):
+        _refuse_remote_dataset(dataset)
+        if not Path(str(dataset)).is_dir():
+            raise FileNotFoundError(f"{dataset}: a classification dataset must be a local folder")
+        return check_cls(dataset, split=split)
+
+    saved = [(m, m.check_det_dataset, m.check_cls_dataset) for m in DATASET_CHECK_MODULES]
+    try:
+        for module, _, _ in saved:
+            module.check_det_dataset, module.check_cls_dataset = local_det_dataset, local_cls_dataset
+        yield
+    finally:
+        for module, det, cls in saved:
+            module.check_det_dataset, module.check_cls_dataset = det, cls

@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from lcnet_yolo.data import check_dataset, refuse_download_script
+from lcnet_yolo.data import check_dataset, trusted_data
 from lcnet_yolo.io.errors import file_error
 from lcnet_yolo.io.model_yaml import check_model_yaml
 from lcnet_yolo.io.runs import AtomicPath, reserve_save_dir, trim_results_csv
@@ -36,6 +36,7 @@ from lcnet_yolo.plugin.compat import (
     cfg2dict,
     colorstr,
     ddp_launch_keeps_save_dir,
+    no_dataset_downloads,
     safe_load_active,
     save_checkpoints_through,
 )
@@ -196,9 +197,10 @@ class ReliableTrainerMixin:
     * the run directory is claimed with :func:`reserve_save_dir` (no two runs share one);
     * ``last.pt``/``best.pt`` are written through :class:`AtomicPath` (a kill never leaves half a file);
     * on resume, ``results.csv`` is trimmed to the epochs ``last.pt`` holds (no duplicated or broken rows);
-    * with ``check_data`` (default), a ``data.yaml`` whose ``download`` script Ultralytics would run is
-      refused, and a detection dataset is checked by :func:`lcnet_yolo.data.check_dataset` first:
-      each file Ultralytics will skip is named once with its reason, then the counts. It opens every image
+    * with ``check_data`` (default), ``data=`` passes :func:`lcnet_yolo.data.trusted_data` (no URL, archive or
+      download script; fields checked; missing images named), no dataset is ever downloaded, and a detection
+      dataset is checked by :func:`lcnet_yolo.data.check_dataset` first: each file Ultralytics will skip is
+      named once with its reason, then the counts. It opens every image
       once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it;
     * every ``.pt`` the trainer opens itself (the checkpoint to resume, ``model=``/``pretrained=`` files) is
       checked by :func:`safe_load` and read under :func:`restricted_loading`, and every model definition it
@@ -245,8 +247,9 @@ class ReliableTrainerMixin:
 
     def get_dataset(self) -> dict:
         if self.check_data:
-            refuse_download_script(self.args.data)
-        data = super().get_dataset()
+            self.args.data = trusted_data(self.args.data, self.args.task, self.args.split)
+        with no_dataset_downloads():
+            data = super().get_dataset()
         if self.check_data and self.args.task == "detect" and RANK in {-1, 0} and data.get("train"):
             check_dataset(data, log=self.log_data_check)
         return data

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from lcnet_yolo.io.errors import DatasetError
+from lcnet_yolo.plugin.compat import no_dataset_downloads
 from lcnet_yolo.quantize.comparison import measure, report
 from lcnet_yolo.quantize.onnx_int8 import CALIBRATIONS
 
@@ -48,22 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --imgsz, --val-imgsz, --calib, --threads and --repeats must be positive", file=sys.stderr)
         return 2
     try:
-        results = measure(
-            args.model,
-            args.data,
-            args.out,
-            imgsz=args.imgsz,
-            val_imgsz=args.val_imgsz,
-            calib=args.calib,
-            threads=args.threads,
-            repeats=args.repeats,
-            warmup=args.warmup,
-            baseline=args.baseline,
-            val=not args.no_val,
-            ort_spin=args.ort_spin,
-            ort_calibration=args.ort_calibration,
-        )
-    except FileNotFoundError as error:
+        with no_dataset_downloads():
+            results = measure(
+                args.model,
+                args.data,
+                args.out,
+                imgsz=args.imgsz,
+                val_imgsz=args.val_imgsz,
+                calib=args.calib,
+                threads=args.threads,
+                repeats=args.repeats,
+                warmup=args.warmup,
+                baseline=args.baseline,
+                val=not args.no_val,
+                ort_spin=args.ort_spin,
+                ort_calibration=args.ort_calibration,
+            )
+    except (FileNotFoundError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report(results))

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lcnet_yolo.data import resolve_data
+from lcnet_yolo.data import trusted_data
 from lcnet_yolo.quantize.calibration import calibration_images
 from lcnet_yolo.quantize.models import export_onnx, val_map, weights_or_model
 from lcnet_yolo.quantize.onnx_int8 import quantize_onnx_int8
@@ -55,9 +55,7 @@ def measure(
     baseline's fp32 ONNX Runtime latency in one interleaved loop; with ``val`` and trained (``.pt``) models, the
     mAP of the fp32 ONNX export and both int8 files at ``val_imgsz`` through Ultralytics' ``val``."""
     out = Path(out)
-    data_yaml = Path(resolve_data(str(data)))
-    if not data_yaml.is_file():
-        raise FileNotFoundError(f"data not found: {data}")
+    data_yaml = Path(trusted_data(data))
     images = calibration_images(data_yaml, calib)
     results: dict = {
         "settings": {
