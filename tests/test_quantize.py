@@ -265,8 +265,8 @@ def test_cli_reports_missing_data_in_one_line(tmp_path, capsys):
     missing = tmp_path / "nosuch.yaml"
     assert quantize.main(["--model", "yolov8n-pplcnet", "--data", str(missing), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: '{missing}' does not exist: no data YAML or folder of that name (lcnet-yolo builds 'neon-trees' "
-        "by name; other datasets are a local data.yaml)"
+        f"error: data={missing}: '{missing}' does not exist (no data YAML or folder of that name; lcnet-yolo "
+        "builds 'neon-trees' by name, other datasets are a local data.yaml)"
     ]
 
 

@@ -87,8 +87,8 @@ def _locate(value: str) -> tuple[Path, bool]:
             if packaged.is_file():
                 return packaged, True
     raise DatasetError(
-        f"'{value}' does not exist: no data YAML or folder of that name (lcnet-yolo builds 'neon-trees' by name; "
-        "other datasets are a local data.yaml)"
+        f"data={value}: '{value}' does not exist (no data YAML or folder of that name; lcnet-yolo builds "
+        "'neon-trees' by name, other datasets are a local data.yaml)"
     )
 
 
