@@ -306,6 +306,22 @@ def test_fuzzed_onnx_metadata_is_accepted_or_one_line():
     assert refused > 150  # most random sets are refused; some are valid
 
 
+def test_fuzzed_onnx_metadata_is_accepted_or_one_line_by_lcnet_yolo():
+    """The same 300 sets through the check ``lcnet-yolo val/predict`` runs on exports: a dict or one ValueError line."""
+    from lcnet_yolo.formats.metadata import check_metadata as check_export
+
+    rng, refused = random.Random(20), 0
+    for _ in range(300):
+        try:
+            parsed = check_export(fuzz_metadata(rng), "fuzz.onnx")
+        except ValueError as error:
+            refused += 1
+            assert str(error).startswith("fuzz.onnx: metadata '") and "\n" not in str(error)
+        else:
+            assert isinstance(parsed.get("args", {}), dict) and parsed.get("stride", 32) >= 1
+    assert refused > 150
+
+
 def test_fuzzed_onnx_metadata_through_the_command(tmp_path, picture, capsys):
     rng = random.Random(21)
     for index in range(6):
