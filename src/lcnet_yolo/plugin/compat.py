@@ -449,10 +449,9 @@ def deterministic_algorithms(on: bool) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------ datasets are never downloaded
-# Ultralytics' trainer, validator and exporter check a dataset with ``check_det_dataset`` (``check_cls_dataset`` for
-# classification), imported into each module; with ``autodownload=True`` (their call) a missing dataset's URL is
-# downloaded or its ``download:`` field run as a shell command or Python. ``lcnet_yolo.data.trust`` refuses such data
-# before Ultralytics starts; :func:`no_dataset_downloads` makes sure nothing downloads even if one slips past it.
+# Ultralytics' trainer, validator and exporter call ``check_det_dataset`` / ``check_cls_dataset`` (imported into each
+# module) with ``autodownload=True``: a missing dataset's URL is fetched, or its ``download:`` field run as a shell
+# command or Python. ``lcnet_yolo.data.trust`` refuses such data first; :func:`no_dataset_downloads` is the net.
 from ultralytics.data import utils as _data_utils  # noqa: E402
 from ultralytics.engine import exporter as _exporter  # noqa: E402
 from ultralytics.engine import trainer as _trainer  # noqa: E402
@@ -461,34 +460,28 @@ from ultralytics.utils import ROOT as _ULTRALYTICS_ROOT  # noqa: E402
 
 PACKAGED_DATASETS_DIR = _ULTRALYTICS_ROOT / "cfg" / "datasets"  # coco8.yaml, VOC.yaml, ...: found by bare name
 DATASET_CHECK_MODULES = (_trainer, _validator, _exporter)  # each imports check_det_dataset and check_cls_dataset
-_ARCHIVES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2")
 
 
 def _refuse_remote_dataset(dataset: object) -> None:
-    """``FileNotFoundError`` for a dataset Ultralytics would fetch or unpack: a URL or an archive."""
+    """``FileNotFoundError`` for a dataset Ultralytics would fetch or unpack: a URL or an archive (name or bytes)."""
     import tarfile
     import zipfile
-    from pathlib import Path
 
-    text = str(dataset)
-    path = Path(text)
-    archive = text.lower().endswith(_ARCHIVES) and not path.is_dir()
-    if not archive and "://" not in text and path.is_file():
-        try:
-            archive = zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
-        except OSError:
-            archive = False
+    text, path = str(dataset), Path(str(dataset))
+    archive = text.lower().endswith((".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2"))
+    with contextlib.suppress(OSError):
+        archive = (archive and not path.is_dir()) or (
+            path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+        )
     if "://" in text or archive:
         raise FileNotFoundError(f"{text}: a URL or archive; lcnet-yolo never downloads or unpacks datasets")
 
 
 @contextlib.contextmanager
 def no_dataset_downloads() -> Iterator[None]:
-    """In the block, Ultralytics' trainer, validator and exporter check datasets with ``autodownload=False``
-    (a missing dataset is a ``FileNotFoundError``, its ``download:`` field is never run), refuse URLs and archives,
-    and never fetch a classification dataset that is not a local folder. Restored afterwards; nests."""
-    from pathlib import Path
-
+    """In the block, Ultralytics' trainer, validator and exporter check datasets with ``autodownload=False`` (a
+    missing dataset is a ``FileNotFoundError``, its ``download:`` never runs), refuse URLs and archives, and never
+    fetch a classification dataset that is not a local folder. Restored afterwards; nests."""
     check_det, check_cls = _data_utils.check_det_dataset, _data_utils.check_cls_dataset
 
     def local_det_dataset(dataset, autodownload: bool = True, split: str = ""):
