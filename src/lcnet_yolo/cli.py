@@ -31,6 +31,7 @@ from lcnet_yolo.version import __version__
 MODES = ("train", "val", "predict", "export", "track")
 DEFAULT_MODEL = "yolov8n-pplcnet.yaml"
 OUR_KEYS = ("backbone_weights",)  # train arguments that lcnet-yolo adds to Ultralytics' (read by our trainers)
+OUR_KEYS += ("slice", "overlap", "slice_full")  # predict arguments of sliced prediction (lcnet_yolo.slicing)
 TRAINERS = {"detect": LCNetDetectionTrainer, "classify": LCNetClassificationTrainer}
 
 # Demo budget: about 5-6 minutes on 2 CPU cores (26 neon-trees tiles, 7 steps per epoch, trained from scratch).
@@ -149,6 +150,8 @@ def run_mode(mode: str, args: list[str]) -> int:
     backbone_weights = overrides.get("backbone_weights")
     if backbone_weights and mode != "train":
         raise ValueError("backbone_weights= is a train argument")
+    if mode != "predict" and {"slice", "overlap", "slice_full"} & overrides.keys():
+        raise ValueError("slice=, overlap= and slice_full= are predict arguments (sliced prediction of pictures)")
     check_arguments(overrides)
     model_path, task = resolve_model(overrides.pop("model", DEFAULT_MODEL)), overrides.pop("task", None)
     task = formats.check_mode(mode, model_path, overrides, task)  # missing packages, exports' task and imgsz
@@ -156,6 +159,10 @@ def run_mode(mode: str, args: list[str]) -> int:
     formats.check_model(model, model_path, task)
     if "data" in overrides:  # checked, local, never downloaded (lcnet_yolo.data.trust)
         overrides["data"] = trusted_data(overrides["data"], model.task, overrides.get("split"))
+    if mode == "predict" and {"slice", "overlap", "slice_full"} & overrides.keys():
+        from lcnet_yolo.slicing.command import predict_command
+
+        return predict_command(model, overrides)
     if mode == "predict":
         overrides.setdefault("source", compat.ASSETS)
     elif mode == "track" and "source" not in overrides:

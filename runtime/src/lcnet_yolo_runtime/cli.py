@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from lcnet_yolo_runtime import geo, slicing
 from lcnet_yolo_runtime.detector import Detector
 from lcnet_yolo_runtime.errors import InputError
 from lcnet_yolo_runtime.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, read_video
@@ -34,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--names", help="class names a,b,c for a model without metadata (overrides the metadata)")
     p.add_argument("--imgsz", help="input size H or H,W (dynamic exports only; fixed exports use their own)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: the runtime's choice)")
+    p.add_argument("--slice", type=int, help="predict pictures in overlapping windows of SLICE px (large pictures)")
+    p.add_argument("--overlap", type=float, default=0.2, help="overlap of the --slice windows, in [0, 1) (0.2)")
+    p.add_argument("--slice-full", action="store_true", help="with --slice: add one whole-picture pass")
     return p
 
 
@@ -65,6 +71,8 @@ def run(opts: argparse.Namespace) -> int:
         threads=opts.threads,
     )  # fmt: skip
     sources = collect_sources(Path(opts.source))
+    if opts.slice is not None:
+        check_sliced_sources(sources, opts, detector.info.stride)
     single = len(sources) == 1
     output = Path(opts.output)
     if opts.save or opts.json:
@@ -80,13 +88,15 @@ def run(opts: argparse.Namespace) -> int:
                 frames += len(video_records)
                 boxes += sum(len(r["detections"]) for r in video_records)
             else:
-                pixels = read_image(path)
-                detections = detector.predict(pixels)
-                if opts.save:
+                if opts.slice is not None:
+                    pixels, detections = predict_sliced(detector, path, opts, output)
+                else:
+                    pixels = read_image(path)
+                    detections = detector.predict(pixels)
+                if opts.save and pixels is not None:
                     save_picture(pixels, detections, output / f"{path.stem}.jpg")
-                records.append(
-                    {"source": str(path), "shape": list(pixels.shape[:2]), "detections": detections.to_list()}
-                )
+                records.append({"source": str(path), "shape": list(picture_shape(path, pixels)),
+                                "detections": detections.to_list()})  # fmt: skip
                 images += 1
                 boxes += len(detections)
                 progress.message(f"{path}: {summary(detections)}")
@@ -110,9 +120,61 @@ def run(opts: argparse.Namespace) -> int:
 
 
 def save_picture(pixels: np.ndarray, detections: Detections, target: Path) -> None:
+    """The annotated picture, written under a temporary name and renamed into place."""
     from lcnet_yolo_runtime.draw import annotate
 
-    annotate(pixels, detections).save(target, quality=92)
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")
+    try:
+        annotate(pixels, detections).save(partial, quality=92)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+MAX_DRAWN_PIXELS = 1 << 28  # a larger raster is predicted window by window but not drawn
+
+
+def picture_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of a picture from its header."""
+    if geo.is_raster(path):
+        with geo.Raster(path) as raster:
+            return raster.height, raster.width
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except Exception as error:
+        raise InputError(f"cannot read image {path} ({error})") from None
+
+
+def picture_shape(path: Path, pixels: np.ndarray | None) -> tuple[int, int]:
+    return pixels.shape[:2] if pixels is not None else picture_size(path)
+
+
+def check_sliced_sources(sources: list[Path], opts: argparse.Namespace, stride: int) -> None:
+    """With ``--slice``: no videos, and a usable slice for every picture, checked before anything runs."""
+    for path in sources:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            raise InputError(f"--slice works on pictures, not videos: {path}")
+        slicing.check_slice(*picture_size(path), opts.slice, opts.overlap, stride)
+
+
+def predict_sliced(
+    detector: Detector, path: Path, opts: argparse.Namespace, output: Path
+) -> tuple[np.ndarray | None, Detections]:
+    """Sliced detections of one picture; a raster's boxes also go to OUTPUT/STEM.geojson and .gpkg (with --save
+    or --json). Returns the pixels to draw (None for a raster too large to draw)."""
+    detections = detector.predict_sliced(path, opts.slice, opts.overlap, opts.slice_full)
+    if not geo.is_raster(path):
+        return read_image(path), detections
+    with geo.Raster(path) as raster:
+        if opts.save or opts.json:
+            geo.write_vectors(output / path.stem, detections.boxes, detections.scores, detections.classes,
+                              detections.names, raster.crs, raster.transform)  # fmt: skip
+        if not opts.save or raster.height * raster.width > MAX_DRAWN_PIXELS:
+            return None, detections
+        return raster.read((0, 0, raster.width, raster.height)), detections
 
 
 def process_video(detector: Detector, path: Path, output: Path | None) -> list[dict]:
@@ -145,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lcnet-yolo-infer``; bad input gives one line on stderr and exit status 2."""
     opts = parser().parse_args(argv)
     try:
-        return run(opts)
-    except InputError as error:
+        with warnings.catch_warnings():  # warnings (a raster without a CRS) in one line each
+            warnings.showwarning = lambda message, *args, **kwargs: print(f"warning: {message}", file=sys.stderr)
+            return run(opts)
+    except (InputError, slicing.SliceError, geo.GeoError) as error:
         print(f"lcnet-yolo-infer: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from lcnet_yolo_runtime import geo, slicing
 from lcnet_yolo_runtime.backends import load_backend
 from lcnet_yolo_runtime.errors import InputError
 from lcnet_yolo_runtime.images import read_image
@@ -60,6 +61,43 @@ class Detector:
         self._check_output(output)
         boxes, scores, classes = decode(output, self.conf, self.iou, self.info.end2end, self.max_det)
         return Detections(unletterbox(boxes, geometry, pixels.shape[:2]), scores, classes, self.info.names)
+
+    def predict_sliced(
+        self,
+        image: str | Path | np.ndarray,
+        slice: int = 640,
+        overlap: float = 0.2,
+        full: bool = False,
+    ) -> Detections:
+        """Detections in a large picture predicted in overlapping ``slice`` x ``slice`` windows, each at the model's
+        input size, merged across windows (:mod:`lcnet_yolo_runtime.slicing`); ``full`` adds a whole-picture pass.
+        A GeoTIFF path is read window by window when the ``[geo]`` extra is installed."""
+        raster = geo.Raster(image) if isinstance(image, str | Path) and geo.is_raster(image) else None
+        try:
+            if raster is not None:
+                height, width, read = raster.height, raster.width, raster.read
+            else:
+                pixels = read_image(image) if isinstance(image, str | Path) else image
+                height, width = pixels.shape[:2]
+
+                def read(window: np.ndarray) -> np.ndarray:
+                    return pixels[window[1] : window[3], window[0] : window[2]]
+
+            slicing.check_slice(height, width, slice, overlap, self.info.stride)
+            windows = slicing.slice_windows(height, width, slice, overlap)
+            groups = [*range(len(windows)), slicing.WHOLE_PICTURE][: len(windows) + bool(full)]
+            windows = np.concatenate([windows, [[0, 0, width, height]]]) if full else windows
+            parts = []
+            for window, group in zip(windows, groups, strict=True):
+                found = self.predict(np.ascontiguousarray(read(window)))
+                corner = window * (group != slicing.WHOLE_PICTURE)
+                parts.append((slicing.to_picture(found.boxes, corner), found.scores, found.classes,
+                              np.full(len(found), group)))  # fmt: skip
+        finally:
+            if raster is not None:
+                raster.close()
+        boxes, scores, classes, groups = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return Detections(*slicing.merge_detections(boxes, scores, classes, groups), self.info.names)
 
     def _check_output(self, output: np.ndarray) -> None:
         """A detection output has 4 + nc rows (or end-to-end rows of 6); anything else is another task's model."""

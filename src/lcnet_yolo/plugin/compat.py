@@ -55,6 +55,11 @@ trainer (:func:`validate_on_epochs`, :func:`save_checkpoints_through`)
 dataset checks of trainer, validator,      :func:`no_dataset_downloads`: no dataset is downloaded, unpacked or
 exporter (``check_det_dataset``)           its ``download:`` script run, whatever names it (URLs and archives:
                                            :func:`_refuse_remote_dataset`)
+``Results``, ``get_save_dir``, metrics    sliced prediction: one result per picture (:func:`detection_results`),
+                                           :func:`model_stride`, :func:`predict_save_dir`, windows predicted by
+                                           :func:`predict_in_python` (``Model.predict``'s ``ARGV`` test); its
+                                           benchmark matches and scores as ``val`` does
+                                           (:func:`match_detections`, :func:`box_iou`, :func:`ap_per_class`)
 =========================================  ======================================================================
 """
 
@@ -502,3 +507,68 @@ def no_dataset_downloads() -> Iterator[None]:
     finally:
         for module, det, cls in saved:
             module.check_det_dataset, module.check_cls_dataset = det, cls
+
+
+# ------------------------------------------------------------------------------- sliced prediction and its metrics
+# ``Results`` (one result for a whole picture built from the boxes of its windows), the model's stride, the predict
+# run folder, and the validator's matching and ``ap_per_class`` (the sliced benchmark's mAP, computed as
+# ``yolo val`` computes it).
+
+
+def detection_results(orig_img: object, path: str, names: dict[int, str], boxes: object) -> object:
+    """``ultralytics.engine.results.Results`` of a detector for ``orig_img`` (BGR), ``boxes`` ``(N, 6)`` as
+    ``x1, y1, x2, y2, conf, cls`` in its pixels."""
+    import torch
+    from ultralytics.engine.results import Results
+
+    return Results(orig_img, path=path, names=names, boxes=torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 6))
+
+
+def model_stride(model: object) -> int:
+    """Largest stride of a ``YOLO`` model's network (input sizes must be multiples of it)."""
+    stride = getattr(getattr(model, "model", None), "stride", None)  # exported models (a file name) have none
+    return int(max(stride)) if stride is not None else 32
+
+
+def predict_save_dir(overrides: dict[str, object]) -> object:
+    """The run folder ``predict`` would save into for these arguments (``runs/detect/predict{N}``, created)."""
+    cfg = get_cfg(DEFAULT_CFG, {"mode": "predict", "task": "detect", **overrides})
+    save_dir = get_save_dir(cfg)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    return save_dir
+
+
+def match_detections(pred_classes: object, true_classes: object, iou: object) -> object:
+    """The detection validator's matching: ``(N, 10)`` correct flags at IoU 0.50:0.95 for predictions sorted by
+    confidence, from the ``(M, N)`` IoU of targets and predictions."""
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    return DetectionValidator().match_predictions(pred_classes, true_classes, iou)
+
+
+def box_iou(boxes1: object, boxes2: object) -> object:
+    """Pairwise IoU ``(M, N)`` of xyxy boxes (``ultralytics.utils.metrics.box_iou``)."""
+    from ultralytics.utils.metrics import box_iou as _box_iou
+
+    return _box_iou(boxes1, boxes2)
+
+
+def ap_per_class(tp: object, conf: object, pred_cls: object, target_cls: object) -> object:
+    """``ultralytics.utils.metrics.ap_per_class``: its tuple, ``ap`` ``(nc, 10)`` at index 5."""
+    from ultralytics.utils.metrics import ap_per_class as _ap_per_class
+
+    return _ap_per_class(tp, conf, pred_cls, target_cls)
+
+
+def predict_in_python(model: object, source: object, **args: object) -> list:
+    """``model.predict(source, **args)`` as called from Python, a list of ``Results``, also inside a command whose
+    name ends in ``yolo``: there ``Model.predict`` reads ``ARGV`` as the ``yolo`` command's own run, saves and
+    returns nothing."""
+    from ultralytics.engine import model as model_module
+
+    argv = model_module.ARGV
+    model_module.ARGV = ["python"]
+    try:
+        return model.predict(source, **args)
+    finally:
+        model_module.ARGV = argv
