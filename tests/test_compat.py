@@ -447,3 +447,51 @@ def test_no_dataset_downloads_never_runs_a_download_script(tmp_path):
     with contextlib.suppress(Exception):
         utils.check_det_dataset(str(evil))  # the pinned behaviour: autodownload=True runs the script
     assert marker.exists()
+
+
+# ------------------------------------------------------------------------------- sliced prediction and its metrics
+def test_detection_results_is_one_ultralytics_result_for_a_picture():
+    import numpy as np
+
+    picture = np.zeros((30, 50, 3), np.uint8)
+    result = compat.detection_results(picture, "p.png", {0: "tree"}, np.array([[1, 2, 11, 22, 0.5, 0]]))
+    assert result.orig_shape == (30, 50) and result.path == "p.png" and result.names == {0: "tree"}
+    assert result.boxes.xyxy.tolist() == [[1, 2, 11, 22]] and result.boxes.conf.tolist() == [0.5]
+    assert result.boxes.xywhn.numpy() == pytest.approx(np.array([[6 / 50, 12 / 30, 10 / 50, 20 / 30]]))
+
+
+def test_model_stride_and_predict_save_dir(tmp_path):
+    from ultralytics import YOLO
+
+    assert compat.model_stride(YOLO("yolov8n-pplcnet.yaml")) == 32
+    assert compat.model_stride(type("Exported", (), {"model": "model.onnx"})()) == 32
+    save_dir = compat.predict_save_dir({"project": str(tmp_path), "name": "sliced"})
+    assert save_dir == tmp_path / "sliced" and not save_dir.exists()  # not created until something is written
+    save_dir.mkdir()
+    assert compat.predict_save_dir({"project": str(tmp_path), "name": "sliced"}).parent == tmp_path
+
+
+def test_model_predict_reads_argv_and_predict_in_python_avoids_it(monkeypatch, tmp_path):
+    import numpy as np
+    from ultralytics import YOLO
+    from ultralytics.engine import model as model_module
+
+    model, picture = YOLO("yolov8n-pplcnet.yaml"), np.zeros((64, 64, 3), np.uint8)
+    monkeypatch.setattr(model_module, "ARGV", ["/bin/lcnet-yolo", "predict"])
+    assert model.predict(picture, imgsz=64, save=False, verbose=False, project=str(tmp_path)) is None  # `yolo` CLI
+    results = compat.predict_in_python(model, [picture, picture], imgsz=64, verbose=False)
+    assert len(results) == 2 and results[0].orig_shape == (64, 64)
+    assert model_module.ARGV == ["/bin/lcnet-yolo", "predict"]
+
+
+def test_validator_matching_and_ap_per_class_score_a_perfect_and_a_missed_box():
+    import numpy as np
+
+    targets = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
+    predictions = torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    iou = compat.box_iou(targets, predictions)
+    assert iou.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    correct = compat.match_detections(torch.tensor([0, 0]), torch.tensor([0, 0]), iou).numpy()
+    assert correct.shape == (2, 10) and correct[0].all() and not correct[1].any()
+    ap = compat.ap_per_class(correct, np.array([0.9, 0.8]), np.array([0, 0]), np.array([0, 0]))[5]
+    assert ap.shape == (1, 10) and ap[0, 0] == pytest.approx(0.5, abs=0.01)  # recall 0.5 at precision 1

@@ -531,11 +531,8 @@ def model_stride(model: object) -> int:
 
 
 def predict_save_dir(overrides: dict[str, object]) -> object:
-    """The run folder ``predict`` would save into for these arguments (``runs/detect/predict{N}``, created)."""
-    cfg = get_cfg(DEFAULT_CFG, {"mode": "predict", "task": "detect", **overrides})
-    save_dir = get_save_dir(cfg)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    return save_dir
+    """The run folder ``predict`` would save into for these arguments (``runs/detect/predict{N}``, not created)."""
+    return get_save_dir(get_cfg(DEFAULT_CFG, {"mode": "predict", "task": "detect", **overrides}))
 
 
 def match_detections(pred_classes: object, true_classes: object, iou: object) -> object:

@@ -105,6 +105,7 @@ def write_outputs(result: Any, picture: Picture, save_dir: Path, save: bool, sav
     """Map coordinates first (the step that can fail on a CRS), then the annotated picture and the labels."""
     stem = Path(picture.path).stem
     boxes = result.boxes
+    save_dir.mkdir(parents=True, exist_ok=True)
     if picture.raster is not None:
         raster = picture.raster
         geo.write_vectors(save_dir / stem, boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(),
