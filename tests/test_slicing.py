@@ -224,7 +224,7 @@ def test_predict_command_saves_the_sliced_picture_and_labels(detector_pt, pictur
     expected = predict_sliced(YOLO(detector_pt), str(picture), slice=128, overlap=0.2, imgsz=IMGSZ, conf=0.05)
     assert f"crowns.png: 400x300, 12 windows of 128 px (overlap 0.2): {len(expected.boxes)} boxes" in proc.stdout
     run = tmp_path / "sliced"
-    assert Image.open(run / "crowns.png").size == (400, 300)
+    assert Image.open(run / "crowns.jpg").size == (400, 300)
     lines = (run / "labels" / "crowns.txt").read_text().splitlines()
     assert len(lines) == len(expected.boxes)
     xywhn = np.array([[float(v) for v in line.split()[1:]] for line in lines])
@@ -328,3 +328,23 @@ def test_runtime_command_slices_and_refuses_bad_input(detector_onnx, picture, tm
                    cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["lcnet-yolo-infer: error: overlap=1.0 must be a fraction in [0, 1)"]
+
+
+@pytest.mark.parametrize(("imgsz", "how"), [
+    (128, "sliced: 12 windows of 128 px, overlap 0.2 (400x300 px is larger than the 128 px input)"),
+    (416, "whole: 400x300 px fits the 416 px input"),
+])  # fmt: skip
+def test_demo_predicts_its_picture_the_better_way_and_says_which(detector_pt, picture, tmp_path, imgsz, how):
+    from ultralytics import YOLO
+
+    from lcnet_yolo.slicing import predict_sliced
+    from lcnet_yolo.slicing.command import demo_prediction
+
+    model = YOLO(detector_pt)
+    saved, boxes, said = demo_prediction(model, picture, imgsz, "cpu", tmp_path)
+    assert said == how
+    assert saved.parent == tmp_path / "predict" and saved.name == "crowns.jpg" and saved.is_file()
+    if imgsz == 128:
+        assert boxes == len(predict_sliced(model, picture, slice=128, imgsz=128, conf=0.25).boxes)
+    else:
+        assert boxes == len(model.predict(str(picture), imgsz=416, conf=0.25, verbose=False)[0].boxes)

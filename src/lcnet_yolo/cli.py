@@ -283,10 +283,10 @@ def demo(args: list[str]) -> int:
     model = YOLO(weights)
     metrics = model.val(data=data, name="val", **common)
     print(f"[4/5] predicting on {image.name}")
-    results = model.predict(
-        source=str(image), save=True, name="predict", imgsz=imgsz, device=opts.device, project=str(project), conf=0.25
-    )
-    prediction = next(Path(results[0].save_dir).glob(f"{Path(results[0].path).stem}.*"))
+    from lcnet_yolo.slicing.command import demo_prediction
+
+    prediction, boxes, how = demo_prediction(model, Path(image), imgsz, opts.device, project)
+    print(f"      predicted {how}")
     print("[5/5] exporting ONNX")
     onnx = model.export(format="onnx", imgsz=imgsz, device=opts.device)
     minutes = (time.time() - start) / 60
@@ -295,7 +295,7 @@ def demo(args: list[str]) -> int:
         f"  data           {data}\n"
         f"  training run   {weights.parent.parent}  (results.png, curves, weights/best.pt)\n"
         f"  validation     mAP50 {metrics.box.map50:.3f}   mAP50-95 {metrics.box.map:.3f}   ({metrics.save_dir})\n"
-        f"  prediction     {prediction}  ({len(results[0].boxes)} boxes)\n"
+        f"  prediction     {prediction}  ({boxes} boxes, {how.split(':')[0]})\n"
         f"  ONNX model     {onnx}"
     )
     return 0

@@ -114,9 +114,34 @@ def write_outputs(result: Any, picture: Picture, save_dir: Path, save: bool, sav
         if picture.height * picture.width > MAX_PICTURE_PIXELS:
             warnings.warn(f"{picture.path} is too large to draw: no annotated picture saved", geo.GeoWarning, 2)
         else:
-            suffix = Path(picture.path).suffix.lower()
-            suffix = ".jpg" if suffix in geo.RASTER_SUFFIXES else suffix
-            _replace_into(save_dir / f"{stem}{suffix}", lambda p: result.save(filename=str(p)))
+            _replace_into(save_dir / f"{stem}.jpg", lambda p: result.save(filename=str(p)))  # as predict names it
     if save_txt:
         (save_dir / "labels").mkdir(exist_ok=True)
         _replace_into(save_dir / "labels" / f"{stem}.txt", lambda p: result.save_txt(p, save_conf=save_conf))
+
+
+def demo_prediction(model: Any, image: Path, imgsz: int, device: str, project: Path) -> tuple[Path, int, str]:
+    """The demo's prediction, the better way for its picture: sliced into ``imgsz`` windows when the picture is
+    larger than the model input, else whole. Returns the saved picture, the number of boxes and which way it was."""
+    height, width = picture_size(image)
+    args = {"imgsz": imgsz, "device": device, "conf": 0.25}
+    if max(height, width) > imgsz:
+        result = predict_sliced_file(model, image, imgsz, **args)
+        how = f"sliced: {len(result.windows)} windows of {imgsz} px, overlap {DEFAULT_OVERLAP} "
+        how += f"({width}x{height} px is larger than the {imgsz} px input)"
+        save_dir = compat.predict_save_dir({"project": str(project), "name": "predict"})
+        save_dir.mkdir(parents=True, exist_ok=True)
+        target = save_dir / f"{image.stem}.jpg"
+        _replace_into(target, lambda p: result.save(filename=str(p)))
+        return target, len(result.boxes), how
+    results = compat.predict_in_python(model, str(image), save=True, name="predict", project=str(project), **args)
+    target = next(Path(results[0].save_dir).glob(f"{image.stem}.*"))
+    return target, len(results[0].boxes), f"whole: {width}x{height} px fits the {imgsz} px input"
+
+
+def predict_sliced_file(model: Any, image: Path, size: int, **args: Any) -> Any:
+    picture = Picture(image)
+    try:
+        return predict_picture(model, picture, size, DEFAULT_OVERLAP, **args)
+    finally:
+        picture.close()
