@@ -348,3 +348,29 @@ def test_demo_predicts_its_picture_the_better_way_and_says_which(detector_pt, pi
         assert boxes == len(predict_sliced(model, picture, slice=128, imgsz=128, conf=0.25).boxes)
     else:
         assert boxes == len(model.predict(str(picture), imgsz=416, conf=0.25, verbose=False)[0].boxes)
+
+
+# ------------------------------------------------------------------------------------------------------ benchmark
+def test_benchmark_scores_with_ultralytics_matching():
+    from lcnet_yolo.benchmark.sliced import map_scores
+
+    truth = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]], dtype=float)
+    perfect = np.column_stack([truth, [0.9, 0.8, 0.7], np.zeros(3)])
+    assert map_scores([perfect], [truth]) == pytest.approx({"map50": 0.995, "map50_95": 0.995}, abs=1e-3)
+    shifted = perfect.copy()
+    shifted[:, [0, 2]] += 2  # IoU 0.67 for the 10 px boxes, 0.82 for the 20 px one
+    scores = map_scores([shifted], [truth])
+    assert scores["map50"] == pytest.approx(0.995, abs=1e-3) and scores["map50_95"] < 0.5
+    assert map_scores([perfect[:1]], [truth])["map50"] == pytest.approx(0.332, abs=0.01)  # recall 1/3
+
+
+@pytest.mark.slow
+def test_benchmark_pictures_are_the_held_out_strips_at_native_size_and_the_whole_val_pictures():
+    from lcnet_yolo.benchmark.sliced import benchmark_pictures
+
+    pictures = {p["name"]: p for p in benchmark_pictures()}
+    shapes = {name: p["pixels"].shape for name, p in pictures.items()}
+    assert shapes == {"YELL_528000_4978000": (494, 2299, 3), "YELL_541000_4977000": (207, 1249, 3),
+                      "OSBS_029": (400, 400, 3), "SOAP_061": (400, 400, 3)}  # fmt: skip
+    assert {name: len(p["boxes"]) for name, p in pictures.items()} == {
+        "YELL_528000_4978000": 127, "YELL_541000_4977000": 50, "OSBS_029": 61, "SOAP_061": 37}  # fmt: skip

@@ -69,6 +69,7 @@ Examples:
     lcnet-yolo train model=yolov8s-pplcnet.yaml data=neon-trees backbone_weights=imagenet
     lcnet-yolo val model=runs/detect/train/weights/best.pt data=neon-trees
     lcnet-yolo predict model=runs/detect/train/weights/best.pt source=image.png
+    lcnet-yolo predict model=runs/detect/train/weights/best.pt source=ortho.tif slice=640 overlap=0.2
     lcnet-yolo export model=runs/detect/train/weights/best.pt format=onnx
     lcnet-yolo track model=runs/detect/train/weights/best.pt source=video.mp4 tracker=bytetrack.yaml
 
