@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -169,6 +171,13 @@ def test_a_crs_that_cannot_be_written_is_refused_and_nothing_is_left(tmp_path):
     assert str(error.value).startswith("cannot write boxes of x in map coordinates: ")
     assert "\n" not in str(error.value)
     assert list(tmp_path.iterdir()) == []
+    script = (
+        "from lcnet_yolo.slicing.geo import check_crs\n"
+        "try: check_crs('PROJCS[\"broken\"', 'x.tif')\n"
+        "except ValueError: pass"
+    )
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # GDAL's own message does not reach stderr
 
 
 def test_runtime_command_writes_map_coordinates(detector_onnx, geotiff, tmp_path, capsys):

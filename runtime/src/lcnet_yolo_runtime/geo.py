@@ -99,13 +99,15 @@ def _reason(error: BaseException) -> str:
 
 def check_crs(crs_wkt: str, path: str | Path) -> None:
     """Raise :class:`GeoError` when the vector files could not carry ``crs_wkt``; checked before predicting."""
+    import fiona
     from fiona.crs import CRS
 
     try:
-        crs = CRS.from_wkt(crs_wkt)
-        if not crs.to_wkt():
-            raise ValueError("it has no WKT form")
-        crs.to_epsg()  # a CRS that PROJ cannot interpret fails here
+        with fiona.Env():  # GDAL's messages go to Python's logging, not straight to stderr
+            crs = CRS.from_wkt(crs_wkt)
+            if not crs.to_wkt():
+                raise ValueError("it has no WKT form")
+            crs.to_epsg()  # a CRS that PROJ cannot interpret fails here
     except Exception as error:
         raise GeoError(f"{path}: its CRS cannot be written to GeoJSON/GeoPackage ({_reason(error)})") from None
 
@@ -152,7 +154,8 @@ def write_vectors(
             partial = target.with_name(f".{target.stem}.{os.getpid()}.partial{suffix}")
             temporary.append(partial)
             options = {"crs_wkt": crs} if crs else {}
-            with fiona.open(partial, "w", driver=_DRIVERS[suffix], schema=_SCHEMA, layer="detections", **options) as f:
+            options["layer"] = "detections"  # else GeoPackage names the layer after the temporary file
+            with fiona.Env(), fiona.open(partial, "w", driver=_DRIVERS[suffix], schema=_SCHEMA, **options) as f:
                 f.writerecords(records)
         for partial in temporary:
             target = partial.with_name(stem.name + partial.suffix)
