@@ -158,6 +158,14 @@ def run_mode(mode: str, args: list[str]) -> int:
     task = formats.check_mode(mode, model_path, overrides, task)  # missing packages, exports' task and imgsz
     model = load_yolo(model_path, task=task)
     formats.check_model(model, model_path, task)
+    stored_data = model.overrides.get("data")  # from a checkpoint: kept only when it is a dataset on this machine
+    if mode == "val" and "data" not in overrides and str(model_path).endswith(".pt"):
+        if not stored_data:
+            raise ArgumentError(
+                f"{model_path}: val needs data=: the dataset its train_args name is not on this machine, and a "
+                "dataset named in a file is not followed"
+            )
+        overrides["data"] = stored_data  # checked by the same resolver as a data= the user gives
     if "data" in overrides:  # checked, local, never downloaded (lcnet_yolo.data.trust)
         overrides["data"] = trusted_data(overrides["data"], model.task, overrides.get("split"))
     if mode == "predict" and {"slice", "overlap", "slice_full"} & overrides.keys():
@@ -243,9 +251,8 @@ def info(args: list[str]) -> int:
     if "model" not in overrides:
         print(zoo_table(imgsz))
         return 0
-    from ultralytics import YOLO
-
-    YOLO(resolve_model(overrides["model"])).info(detailed=bool(overrides.get("verbose", False)), imgsz=imgsz)
+    model = load_yolo(resolve_model(overrides["model"]))  # the same trust boundary as every other mode
+    model.info(detailed=bool(overrides.get("verbose", False)), imgsz=imgsz)
     return 0
 
 
@@ -260,8 +267,6 @@ def demo(args: list[str]) -> int:
     parser.add_argument("--project", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--device", default="cpu")
     opts = parser.parse_args(args)
-    from ultralytics import YOLO
-
     start = time.time()
     project = Path(opts.project).resolve()
     if opts.quick:
@@ -277,11 +282,11 @@ def demo(args: list[str]) -> int:
         image = deepforest_image(DEMO_IMAGE)
     print(f"[2/5] training {opts.model} for {epochs} epoch(s) at {imgsz} px on {opts.device}")
     common = {"imgsz": imgsz, "batch": batch, "device": opts.device, "project": str(project), "workers": 0}
-    model = YOLO(resolve_model(opts.model))
+    model = load_yolo(resolve_model(opts.model))  # the same trust boundary as every other mode
     model.train(data=data, epochs=epochs, name="train", trainer=LCNetDetectionTrainer, **common)
     weights = Path(model.trainer.best)
     print("[3/5] validating best.pt")
-    model = YOLO(weights)
+    model = load_yolo(weights)
     metrics = model.val(data=data, name="val", **common)
     print(f"[4/5] predicting on {image.name}")
     from lcnet_yolo.slicing.command import demo_prediction

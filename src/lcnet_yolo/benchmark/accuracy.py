@@ -16,11 +16,10 @@ import shutil
 import time
 from pathlib import Path
 
-from ultralytics import YOLO
-
 from lcnet_yolo.benchmark.models import build, export_onnx
 from lcnet_yolo.benchmark.quantization import calibration_images, quantize_int8
 from lcnet_yolo.benchmark.settings import TRAINING_KEYS, BenchmarkSettings
+from lcnet_yolo.io.checkpoints import load_yolo
 from lcnet_yolo.plugin.compat import RESULTS_CSV_COLUMNS, quiet, validate_on_epochs
 from lcnet_yolo.quantize import val_map as val_onnx  # the benchmark's name for it
 
@@ -103,7 +102,7 @@ def read_curve(results_csv: Path, epochs: set[int] | None = None) -> dict[str, l
 
 def onnx_scores(weights: Path, data_yaml: Path, settings: BenchmarkSettings, dest: Path) -> dict:
     """mAP of the trained model exported to ONNX (fp32) and of its int8 copy, at the training imgsz."""
-    trained = YOLO(str(weights))
+    trained = load_yolo(weights)
     fp32 = export_onnx(trained, settings.train_imgsz, dest / "fp32-val.onnx")
     int8 = quantize_int8(fp32, dest / "int8-val.onnx", calibration_images(data_yaml, settings.calib_images))
     scores = {}

@@ -14,13 +14,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from ultralytics import YOLO
 
 from lcnet_yolo.benchmark import accuracy, report
 from lcnet_yolo.benchmark.latency import machine_info, measure_models, summarize
 from lcnet_yolo.benchmark.quantization import calibration_images
 from lcnet_yolo.benchmark.settings import BenchmarkSettings
 from lcnet_yolo.data import make_synthetic_dataset, trusted_data
+from lcnet_yolo.io.checkpoints import load_yolo
 from lcnet_yolo.quantize import (
     export_onnx,
     interleaved_samples,
@@ -103,7 +103,7 @@ def time_deployed(settings: BenchmarkSettings, backends: list[str]) -> tuple[dic
     size = settings.deploy_imgsz
     for name, result in stored.items():
         dest = accuracy.deploy_dir(settings.out, name, result["seed"])
-        trained = YOLO(str(settings.out / result["weights"]))
+        trained = load_yolo(settings.out / result["weights"])  # stored results name a file: read as untrusted
         result["data_yaml"] = trusted_data(result["data_yaml"])  # read from a stored file: checked again
         images = calibration_images(Path(result["data_yaml"]), settings.calib_images)
         fp32 = export_onnx(trained, size, dest / f"fp32-{size}.onnx")

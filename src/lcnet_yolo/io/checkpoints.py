@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lcnet_yolo.io.errors import existing_file, file_error, short_reason
+from lcnet_yolo.io.model_yaml import check_model_yaml_file
 from lcnet_yolo.io.safe_load import check_checkpoint_yamls, restricted_loading, safe_load
 from lcnet_yolo.io.safetensors import load_safetensors, read_safetensors
 from lcnet_yolo.io.weight_files import read_pdparams
@@ -20,25 +21,27 @@ __all__ = ["load_yolo", "verify_file"]
 
 
 def load_yolo(path: str | Path, task: str | None = None):
-    """A ``YOLO`` model from a weights file, loaded without executing code from the file.
+    """A ``YOLO`` model from a weights file or model YAML, loaded without executing code from the file.
 
-    ``.pt`` files are checked by :func:`safe_load` and then opened by ``YOLO`` under :func:`restricted_loading`,
-    so the object is what ``YOLO(path)`` gives for a trusted file; a bare name that is not a local file (an
-    official Ultralytics asset) is left to Ultralytics, still restricted, and its model YAML is checked.
-    ``.safetensors`` files go to :func:`load_safetensors`, ``.onnx`` files are checked by :func:`verify_file`;
-    anything else (YAMLs, export folders) goes to ``YOLO`` unchanged.
+    ``.pt`` files are opened by ``YOLO`` under :func:`restricted_loading`, which reads them through
+    :func:`safe_load` (the trust boundary) and hands Ultralytics only the usable ``train_args``; a bare name that
+    is not a local file (an official Ultralytics asset) goes the same way. Model YAMLs (``.yaml``/``.yml``) pass
+    :func:`~lcnet_yolo.io.model_yaml.check_model_yaml_file` before ``YOLO`` builds them. ``.safetensors`` files go
+    to :func:`load_safetensors`, ``.onnx`` files are checked by :func:`verify_file`; export folders go to ``YOLO``.
     """
     from ultralytics import YOLO
 
     path = Path(path)
-    if path.suffix == ".safetensors":
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
         return load_safetensors(path)
-    if path.suffix == ".onnx":
+    if suffix == ".onnx":
         verify_file(path)
-    if path.suffix != ".pt":
-        return YOLO(str(path), task=task)
-    if path.exists() or path.parent != Path("."):
-        safe_load(path)  # clear errors for missing, damaged or refused files
+    if suffix in (".yaml", ".yml"):
+        check_model_yaml_file(path)
+    if suffix != ".pt":
+        with restricted_loading():
+            return YOLO(str(path), task=task)
     with restricted_loading():
         yolo = YOLO(str(path), task=task)
     check_checkpoint_yamls(path, {"model": yolo.model})

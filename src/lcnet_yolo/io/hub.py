@@ -176,7 +176,7 @@ def read_record(path: Path) -> dict | None:
         data = json.loads(record.read_text())
         if isinstance(data, Mapping) and isinstance(data.get("size"), int) and isinstance(data.get("sha256"), str):
             return dict(data)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: a deeply nested JSON document
         pass
     raise HubError(f"{record} is not a valid weights record; delete it and {path.name} to download again")
 

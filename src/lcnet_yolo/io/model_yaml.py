@@ -11,14 +11,15 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+from pathlib import Path
 
 from torch import nn
 
-from lcnet_yolo.io.errors import short_reason
+from lcnet_yolo.io.errors import file_error, short_reason
 from lcnet_yolo.nn.registry import YAML_LAYERS
-from lcnet_yolo.plugin.compat import is_ultralytics_layer, layer_named
+from lcnet_yolo.plugin.compat import is_ultralytics_layer, layer_named, yaml_model_load
 
-__all__ = ["check_model_yaml"]
+__all__ = ["check_model_yaml", "check_model_yaml_file"]
 
 # Layer classes of Ultralytics that a model YAML from a file may not name: TorchVision downloads weights when built.
 REFUSED_LAYERS = frozenset({"TorchVision"})
@@ -61,6 +62,81 @@ def _allowed_layer(name: str) -> bool:
     return layer.__module__ == package or layer.__module__.startswith(package + ".")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _literal(value: object, depth: int = 0) -> bool:
+    """A plain YAML value (None, bool, number, short text, lists/dicts of them), at most 4 levels deep."""
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, str):
+        return len(value) <= 256
+    if depth >= 4:
+        return False
+    if isinstance(value, list | tuple):
+        return len(value) <= 64 and all(_literal(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return len(value) <= 64 and all(isinstance(k, str) and _literal(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _check_row(where: str, row: list | tuple) -> None:
+    """``from`` an int or list of ints, ``repeats`` a positive int, ``args`` a list of plain values."""
+    source, repeats, _, args = row
+    sources = source if isinstance(source, list | tuple) else [source]
+    if not (sources and len(sources) <= 64 and all(_is_int(s) for s in sources)):
+        raise ValueError(f"{where} 'from' {_clip(source)} is not a layer index or a list of them")
+    if not (_is_int(repeats) and 1 <= repeats <= 64):
+        raise ValueError(f"{where} 'repeats' {_clip(repeats)} is not a whole number from 1 to 64")
+    if not (isinstance(args, list | tuple) and _literal(args)):
+        raise ValueError(f"{where} 'args' {_clip(args)} is not a list of plain values")
+
+
+def _check_numbers(cfg: dict) -> None:
+    """The top-level numbers Ultralytics reads before building: ``nc``, ``channels``, multipliers, ``scales``."""
+    for key in ("nc", "channels"):
+        if key in cfg and not (_is_int(cfg[key]) and 1 <= cfg[key] <= 100_000):
+            raise ValueError(f"field '{key}' {_clip(cfg[key])} is not a positive whole number")
+    for key in ("depth_multiple", "width_multiple"):
+        value = cfg.get(key)
+        if key in cfg and not (isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 64):
+            raise ValueError(f"field '{key}' {_clip(value)} is not a positive number")
+    scales = cfg.get("scales")
+    if scales is not None:
+        valid = isinstance(scales, dict) and all(
+            isinstance(k, str)
+            and isinstance(v, list | tuple)
+            and len(v) == 3
+            and all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in v)
+            for k, v in scales.items()
+        )
+        if not valid:
+            raise ValueError(f"field 'scales' {_clip(scales)} is not a mapping of [depth, width, max_channels]")
+    kpt = cfg.get("kpt_shape")
+    if kpt is not None and not (isinstance(kpt, list | tuple) and all(_is_int(k) and k >= 0 for k in kpt)):
+        raise ValueError(f"field 'kpt_shape' {_clip(kpt)} is not a list of whole numbers")
+
+
+def check_model_yaml_file(path: str | Path) -> dict:
+    """Read a model YAML named by ``model=`` as Ultralytics will, and refuse it before anything builds it.
+
+    Returns the model dict. Raises :class:`~lcnet_yolo.io.errors.WeightsError` (one line naming the file and the
+    field) for an unreadable file or a definition :func:`check_model_yaml` refuses.
+    """
+    try:
+        cfg = yaml_model_load(str(path))
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # yaml.YAMLError, not a mapping, undecodable bytes, ...
+        raise file_error(path, f"not a readable model YAML ({short_reason(error)})") from None
+    try:
+        check_model_yaml(cfg)
+    except ValueError as error:
+        raise file_error(path, f"refused: the model YAML {error}") from None
+    return cfg
+
+
 def _clip(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -90,6 +166,8 @@ def check_model_yaml(cfg: object) -> None:
                     raise ValueError(f"{where} {_clip(row)} is not [from, repeats, module, args]")
                 if not _allowed_layer(row[2]):
                     raise ValueError(f"{where} names {_clip(row[2])}, which is not an allowed layer")
+                _check_row(where, row)
+        _check_numbers(cfg)
     except ValueError:
         raise
     except Exception as error:  # a YAML from a pickle may hold any allowed object; none may escape as a traceback

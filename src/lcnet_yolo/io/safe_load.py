@@ -1,10 +1,13 @@
-"""Ultralytics ``.pt`` checkpoints read without running code from them.
+"""The trust boundary for ``.pt`` checkpoints: every one is read here, the same way, whoever asks.
 
-:func:`safe_load` reads a checkpoint with ``torch.load(weights_only=True)``: only the tensors, plain containers and
-the allow-listed model classes of torch, Ultralytics and lcnet-yolo are rebuilt; a pickle that names anything else
-(``os.system``, ``builtins.eval``, ...) is refused before any of it runs, and so is a model YAML inside that would
-make Ultralytics run code (:func:`lcnet_yolo.io.model_yaml.check_model_yaml`). The allow-list is scoped to each
-call (:func:`scoped_safe_globals`); :func:`restricted_loading` runs a block in Ultralytics' restricted mode.
+:func:`safe_load` first walks the file's pickle without running it and checks every global it names against our
+allow-list (:func:`lcnet_yolo.io.checkpoint_pickle.checked_globals`: our layers, torch and Ultralytics layers, the
+plain task models, tensor rebuilders; model classes created, never called), then reads it with
+``torch.load(weights_only=True)`` allowed exactly those globals for this call (:func:`scoped_safe_globals`), then
+checks the model YAMLs inside (:func:`lcnet_yolo.io.model_yaml.check_model_yaml`) and the types of ``train_args``
+(:func:`lcnet_yolo.io.train_args.check_train_args`). :func:`restricted_loading` routes every ``.pt`` Ultralytics
+reads on its own within a block (``YOLO(x.pt)``, resume, ``pretrained=``, ``best.pt`` after training, a
+distillation teacher) through :func:`safe_load`, with only :func:`~lcnet_yolo.io.train_args.usable_train_args`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lcnet_yolo.io.checkpoint_pickle import checked_globals
 from lcnet_yolo.io.errors import WeightsError, existing_file, file_error, short_reason
 from lcnet_yolo.io.model_yaml import check_model_yaml
+from lcnet_yolo.io.train_args import check_train_args, usable_train_args
 from lcnet_yolo.nn.registry import module_classes
-from lcnet_yolo.plugin.compat import safe_load_mode, torch_safe_load
+from lcnet_yolo.plugin.compat import attempt_download_asset, checkpoint_reader, safe_load_mode
 
 __all__ = ["allow_our_classes", "check_checkpoint_yamls", "restricted_loading", "safe_load", "scoped_safe_globals"]
 
@@ -68,14 +73,36 @@ def scoped_safe_globals(entries: list | tuple = ()):
 
 @contextlib.contextmanager
 def restricted_loading():
-    """Ultralytics' restricted mode (as ``ULTRALYTICS_SAFE_LOAD=1``) for the block, with only our classes added.
+    """Every ``.pt`` Ultralytics reads in the block goes through :func:`safe_load` (our boundary, not its loader).
 
-    Every ``.pt`` Ultralytics opens inside (a checkpoint to resume, ``pretrained=``, ``best.pt`` after training)
-    is read with ``torch.load(weights_only=True)``, and model YAMLs are built without ``eval``. The allow-list is
-    scoped by :func:`scoped_safe_globals` and the mode switched back afterwards.
+    ``YOLO(x.pt)``, a checkpoint to resume, ``pretrained=``, ``best.pt`` validated after training, a distillation
+    teacher, and the re-reads of ``last.pt``/``best.pt`` after training: each is walked and checked before any of
+    it is built, and Ultralytics sees only :func:`~lcnet_yolo.io.train_args.usable_train_args`. Model YAMLs are built
+    without ``eval`` (Ultralytics' restricted mode). Everything is put back afterwards; blocks nest.
     """
-    with scoped_safe_globals(module_classes()), safe_load_mode():
+    with scoped_safe_globals(module_classes()), safe_load_mode(), checkpoint_reader(_ultralytics_read, _read_file):
         yield
+
+
+def _ultralytics_read(weight) -> tuple[dict, str]:
+    """What Ultralytics' ``torch_safe_load`` returns, read through the boundary: ``(checkpoint, file)``."""
+    file = Path(str(weight))
+    if not file.exists() and file.parent == Path(".") and file.suffix == ".pt":
+        file = Path(attempt_download_asset(str(weight)))  # an official asset the user named, as Ultralytics does
+    ckpt = safe_load(file)
+    ckpt["train_args"] = usable_train_args(file, ckpt.get("train_args"))
+    return ckpt, str(file)
+
+
+def _read_file(f, *args, **kwargs):
+    """``torch.load`` of a weights file Ultralytics wrote itself (``last.pt``, ``best.pt``), through the same walk."""
+    path = Path(f) if isinstance(f, str | Path) else None
+    if path is None:
+        raise WeightsError(f"refused to read {type(f).__name__} as a checkpoint: only files are read")
+    kwargs.pop("weights_only", None)
+    kwargs.setdefault("map_location", "cpu")
+    with scoped_safe_globals(checked_globals(path)):
+        return torch.load(path, *args, weights_only=True, **kwargs)
 
 
 def _allowed_names() -> set[str]:
@@ -99,50 +126,57 @@ def _refused_globals(path: Path) -> list[str]:
 
 
 def safe_load(path: str | Path) -> dict:
-    """Load an Ultralytics ``.pt`` checkpoint without executing code from it.
+    """Load an Ultralytics ``.pt`` checkpoint without executing code from it: the one door for every ``.pt``.
 
-    The file is read with ``torch.load(weights_only=True)`` through Ultralytics' restricted loader, with an
-    allow-list scoped to this call (:func:`scoped_safe_globals`: our PP-LCNet classes plus the Ultralytics model
-    classes the file names), whatever earlier loads in the process allowed. The model YAML each network carries
-    is then checked with :func:`check_model_yaml`, since fine-tuning rebuilds the model from it. Returns the
-    checkpoint dict (``model``/``ema``, ``train_args``, ...).
+    1. the pickle is walked without running it and every global it names checked against our allow-list
+       (:func:`~lcnet_yolo.io.checkpoint_pickle.checked_globals`); a bare (non-zip) pickle is refused;
+    2. ``torch.load(weights_only=True)`` reads it allowed exactly those globals, for this call only
+       (:func:`scoped_safe_globals`), whatever earlier loads in the process allowed;
+    3. the model YAML each network carries passes :func:`check_model_yaml` (fine-tuning rebuilds from it) and
+       ``train_args`` passes :func:`~lcnet_yolo.io.train_args.check_train_args`.
+
+    Returns the checkpoint dict (``model``/``ema``, ``train_args``, ...) as stored.
 
     Raises:
-        WeightsError: the file is missing, empty, truncated or corrupted, its pickle references anything
-            outside the allow-list, or its model YAML would make Ultralytics run code (nothing from it has run).
+        WeightsError: the file is missing, empty, truncated or corrupted, its pickle names anything outside the
+            allow-list or calls a model class, its model YAML would make Ultralytics run code, or a field of
+            ``train_args`` has the wrong type (one line naming the file and the field; nothing from it has run).
     """
     path = existing_file(path)
     if path.suffix != ".pt":
         raise file_error(path, f"expected an Ultralytics checkpoint ending in .pt, not {path.suffix or 'no suffix'!r}")
     _check_zip_crcs(path)
-    with scoped_safe_globals(module_classes()):
+    entries = checked_globals(path)
+    with scoped_safe_globals(entries):
         try:
-            ckpt, _ = torch_safe_load(str(path), safe_only=True)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # damaged files surface as a dozen exception types; all get one message
             raise _load_error(path, error) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
         raise file_error(path, "not an Ultralytics checkpoint (no 'model' or 'ema' network in it)")
     check_checkpoint_yamls(path, ckpt)
+    check_train_args(path, ckpt.get("train_args"))
     return ckpt
 
 
 def _load_error(path: Path, error: Exception) -> WeightsError:
-    """The one-line error for a ``.pt`` that Ultralytics' restricted loader could not load (call inside the scope)."""
-    cause = error.__cause__
-    if isinstance(error, TypeError) and isinstance(cause, pickle.UnpicklingError):
-        refused = sorted(set(_refused_globals(path) or re.findall(r"GLOBAL ([\w.]+)", str(cause))))
+    """The one-line error for a ``.pt`` that ``torch.load(weights_only=True)`` could not load (call inside the scope).
+
+    The walk has already refused any global off the allow-list, so what is left is a pickle torch's own
+    weights-only unpickler rejects (an opcode or call it does not allow) or a damaged archive."""
+    if isinstance(error, pickle.UnpicklingError):
+        refused = sorted(set(_refused_globals(path) or re.findall(r"GLOBAL ([\w.]+)", str(error))))
         if refused:
             return file_error(
                 path,
                 f"refused to load: its pickle references {', '.join(refused)}, which is not an allowed model class "
                 "and could run code. Load it with torch.load(weights_only=False) only if you trust where it came from.",
             )
-        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(cause))
-        reason = detail[1].strip() if detail else short_reason(cause)
-        what = f"its pickle is not a plain weights file ({reason}); damaged, or could run code"
-        return file_error(path, f"refused to load: {what}")
-    if isinstance(error, TypeError) and cause is not None:  # Ultralytics' "empty, truncated or corrupted" diagnosis
-        error = cause
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
+        reason = detail[1].strip() if detail else short_reason(error)
+        return file_error(
+            path, f"refused to load: its pickle is not a plain weights file ({reason}); damaged, or could run code"
+        )
     return file_error(path, f"not a readable checkpoint: the file is truncated or corrupted ({short_reason(error)})")
 
 

@@ -116,13 +116,18 @@ def load_safetensors(path: str | Path):
     except (KeyError, ValueError, TypeError, AttributeError) as error:
         raise file_error(path, f"invalid metadata: {short_reason(error)}") from None
     task = metadata.get("task", "detect")
+    if task not in ("detect", "classify", "segment", "pose", "obb"):
+        raise file_error(path, f"invalid metadata: field 'task' {str(task)[:40]!r} is not a task")
     model_name = model_yaml_name(Path(metadata.get("model_name") or "model.yaml").name)
     cfg = {k: v for k, v in cfg.items() if k not in {"yaml_file", "ch"}}
     with tempfile.TemporaryDirectory() as tmp:  # YOLO builds models from YAML files; the file name keeps the scale
         yaml_path = Path(tmp) / model_name
         yaml_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        with restricted_loading():
-            yolo = YOLO(str(yaml_path), task=task)
+        try:
+            with restricted_loading():
+                yolo = YOLO(str(yaml_path), task=task)
+        except Exception as error:  # an allowed layer given arguments it cannot take
+            raise file_error(path, f"invalid metadata: its model_yaml does not build ({short_reason(error)})") from None
     model = yolo.model
     try:
         model.load_state_dict(tensors, strict=True)

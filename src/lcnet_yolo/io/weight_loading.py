@@ -90,7 +90,10 @@ def pplcnet_of(model: nn.Module) -> nn.Module:
 def _scale_of(state: Mapping[str, torch.Tensor]) -> float | None:
     if SCALE_PROBE_KEY not in state:
         return None
-    channels = state[SCALE_PROBE_KEY].shape[0]
+    probe = state[SCALE_PROBE_KEY]
+    if getattr(probe, "ndim", 0) < 1:
+        return None  # a 0-dim tensor: reported as a shape mismatch
+    channels = probe.shape[0]
     return next((s for s in SCALES if make_divisible(512 * s) == channels), None)
 
 

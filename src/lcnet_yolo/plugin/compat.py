@@ -569,3 +569,66 @@ def predict_in_python(model: object, source: object, **args: object) -> list:
         return model.predict(source, **args)
     finally:
         model_module.ARGV = argv
+# ---------------------------------------------------------------------------------------------------------------
+# The trust boundary for .pt files (lcnet_yolo.io.safe_load, lcnet_yolo.io.checkpoint_pickle): where Ultralytics
+# reads a checkpoint on its own, and the classes a checkpoint of its may name.
+#
+# ``tasks.torch_safe_load``      every ``load_checkpoint`` (``YOLO(x.pt)``, the trainer's resume and ``pretrained=``,
+#                                the validator's ``best.pt`` through AutoBackend, a distillation teacher) reads the
+#                                file through it; :func:`checkpoint_reader` puts ours in its place for a block.
+# ``torch_utils.torch_load``     ``strip_optimizer`` re-reads ``last.pt``/``best.pt`` after training with
+#                                ``weights_only=False``; replaced for the block as well.
+# ``tasks`` model classes,       what a pickled checkpoint may name (:func:`task_model`, :func:`ultralytics_layer`).
+# ``ultralytics.nn.modules``
+# ``IterableSimpleNamespace``    the namespace class of training arguments a model may carry.
+# ---------------------------------------------------------------------------------------------------------------
+import importlib as _importlib  # noqa: E402
+import sys as _sys  # noqa: E402
+import threading as _threading  # noqa: E402
+
+from ultralytics.utils import IterableSimpleNamespace  # noqa: E402
+from ultralytics.utils import torch_utils as _torch_utils  # noqa: E402
+from ultralytics.utils.downloads import attempt_download_asset  # noqa: E402
+
+__all__ += ["IterableSimpleNamespace", "attempt_download_asset", "checkpoint_reader", "task_model", "ultralytics_layer"]
+
+_READER_LOCK = _threading.RLock()
+
+
+def task_model(name: str) -> type | None:
+    """The model class ``ultralytics.nn.tasks.<name>`` (None when it has none)."""
+    obj = vars(tasks).get(name)
+    return obj if isinstance(obj, type) else None
+
+
+def ultralytics_layer(module: str, name: str) -> type | None:
+    """An ``nn.Module`` class defined in ``module``, one of the packages under ``ultralytics.nn.modules``."""
+    if not (module == "ultralytics.nn.modules" or module.startswith("ultralytics.nn.modules.")):
+        return None
+    import torch
+
+    try:
+        obj = getattr(_sys.modules.get(module) or _importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+    if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and obj.__module__ == module:
+        return obj
+    return None
+
+
+@contextlib.contextmanager
+def checkpoint_reader(read_checkpoint: Callable, read_file: Callable) -> Iterator[None]:
+    """For the block, Ultralytics reads every checkpoint with ``read_checkpoint(weight) -> (ckpt, file)`` (in place of
+    ``tasks.torch_safe_load``) and re-reads its own weights files after training with ``read_file(f, **kwargs)``
+    (in place of ``torch_utils.torch_load``); both are put back afterwards. Blocks nest."""
+    with _READER_LOCK:
+        saved = tasks.torch_safe_load, _torch_utils.torch_load
+
+        def torch_safe_load(weight, safe_only=None):
+            return read_checkpoint(weight)
+
+        tasks.torch_safe_load, _torch_utils.torch_load = torch_safe_load, read_file
+        try:
+            yield
+        finally:
+            tasks.torch_safe_load, _torch_utils.torch_load = saved

@@ -19,8 +19,8 @@ from typing import Any
 from torch import nn
 
 from lcnet_yolo.data import check_dataset, trusted_data
-from lcnet_yolo.io.errors import file_error
-from lcnet_yolo.io.model_yaml import check_model_yaml
+from lcnet_yolo.io.errors import LCNetYoloError, file_error, short_reason
+from lcnet_yolo.io.model_yaml import check_model_yaml, check_model_yaml_file
 from lcnet_yolo.io.runs import AtomicPath, reserve_save_dir, trim_results_csv
 from lcnet_yolo.io.safe_load import restricted_loading, safe_load
 from lcnet_yolo.io.weights import load_pretrained
@@ -202,9 +202,13 @@ class ReliableTrainerMixin:
       dataset is checked by :func:`lcnet_yolo.data.check_dataset` first: each file Ultralytics will skip is
       named once with its reason, then the counts. It opens every image
       once, as Ultralytics' first label-cache build does; set ``check_data = False`` to skip it;
-    * every ``.pt`` the trainer opens itself (the checkpoint to resume, ``model=``/``pretrained=`` files) is
-      checked by :func:`safe_load` and read under :func:`restricted_loading`, and every model definition it
-      builds from a dict (a checkpoint's YAML, when fine-tuning or resuming) passes :func:`check_model_yaml`.
+    * every ``.pt`` the trainer or Ultralytics opens during the run (the checkpoint to resume, ``model=``/
+      ``pretrained=`` files, ``best.pt`` for the final validation, a distillation teacher) is read through
+      :func:`safe_load` under :func:`restricted_loading`, and every model definition it builds (a YAML file, a
+      checkpoint's YAML when fine-tuning or resuming) passes :func:`check_model_yaml` first;
+    * a resumed run writes beside its checkpoint (``RUN/weights/last.pt`` -> ``RUN``) or to the ``save_dir`` the
+      caller gives, never where the checkpoint's ``train_args`` say, and needs ``data=`` when the dataset those
+      name is not on this machine (:func:`lcnet_yolo.io.train_args.usable_train_args`).
     """
 
     check_data: bool = True
@@ -225,25 +229,50 @@ class ReliableTrainerMixin:
         if resume and isinstance(resume, str | Path) and Path(resume).is_file():
             safe_load(resume)  # one clear error for a damaged or refused file (Ultralytics says "not found")
             checked = Path(resume).resolve()
-        with restricted_loading():
+        with restricted_loading():  # Ultralytics gets the checkpoint's usable train_args only
             super().check_resume(overrides)
-        if self.resume and Path(self.args.model).resolve() != checked:  # the latest run, found by Ultralytics
-            safe_load(self.args.model)
+        if self.resume:
+            if Path(self.args.model).resolve() != checked:  # the latest run, found by Ultralytics
+                safe_load(self.args.model)
+            self._confine_resume(overrides)
+
+    def _confine_resume(self, overrides: dict) -> None:
+        """Where a resumed run writes and what it reads: decided here, not by the checkpoint's ``train_args``."""
+        last = Path(self.args.model)
+        if not self.args.data:
+            raise file_error(
+                last,
+                "resuming needs data=: the dataset its train_args name is not on this machine, and a dataset "
+                "named in a file is not followed",
+            )
+        if not overrides.get("save_dir"):
+            self.args.save_dir = str(last.parent.parent if last.parent.name == "weights" else last.parent)
 
     def setup_model(self):
-        if isinstance(self.model, nn.Module):
-            return super().setup_model()
-        _safe_load_local(self.model)
         with restricted_loading():
             return super().setup_model()
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True):
-        if isinstance(cfg, dict):  # a checkpoint's model YAML (fine-tuning or resuming); Ultralytics evals parts of it
-            try:
-                check_model_yaml(cfg)
-            except ValueError as error:
-                raise file_error(self.args.model, f"refused: the model YAML of its network {error}") from None
-        return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        if isinstance(cfg, str | Path) and str(cfg).lower().endswith((".yaml", ".yml")):
+            check_model_yaml_file(cfg)
+        if not isinstance(cfg, dict):
+            return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        try:  # a checkpoint's model YAML (fine-tuning or resuming); Ultralytics evals parts of it
+            check_model_yaml(cfg)
+        except ValueError as error:
+            raise file_error(self.args.model, f"refused: the model YAML of its network {error}") from None
+        try:
+            with restricted_loading():
+                return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        except LCNetYoloError:
+            raise
+        except Exception as error:  # an allowed layer with arguments it cannot take
+            raise file_error(self.args.model, f"its model YAML does not build ({short_reason(error)})") from None
+
+    def train(self):
+        """Ultralytics' training, with every ``.pt`` it reads on its own going through :func:`safe_load`."""
+        with restricted_loading():
+            return super().train()
 
     def get_dataset(self) -> dict:
         if self.check_data:

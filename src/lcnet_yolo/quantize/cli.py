@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from lcnet_yolo.io.errors import DatasetError
+from lcnet_yolo.io.errors import LCNetYoloError
+from lcnet_yolo.io.model_yaml import check_model_yaml_file
+from lcnet_yolo.io.safe_load import safe_load
 from lcnet_yolo.plugin.compat import no_dataset_downloads
 from lcnet_yolo.quantize.comparison import measure, report
 from lcnet_yolo.quantize.onnx_int8 import CALIBRATIONS
@@ -46,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         if str(name).endswith(".pt") and not Path(name).is_file():
             print(f"error: weights not found: {name}", file=sys.stderr)
             return 2
+        try:  # every .pt through the trust boundary before anything is measured
+            if str(name).endswith(".pt"):
+                safe_load(name)
+            elif str(name).endswith((".yaml", ".yml")):
+                check_model_yaml_file(name)
+        except (FileNotFoundError, LCNetYoloError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if min(args.imgsz, args.val_imgsz, args.calib, args.threads, args.repeats) < 1 or args.warmup < 0:
         print("error: --imgsz, --val-imgsz, --calib, --threads and --repeats must be positive", file=sys.stderr)
         return 2
@@ -66,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 ort_spin=args.ort_spin,
                 ort_calibration=args.ort_calibration,
             )
-    except (FileNotFoundError, DatasetError) as error:
+    except (FileNotFoundError, LCNetYoloError) as error:  # DatasetError and WeightsError are LCNetYoloErrors
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report(results))

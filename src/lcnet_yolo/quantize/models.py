@@ -12,8 +12,9 @@ import yaml
 from ultralytics import YOLO
 
 from lcnet_yolo.io.checkpoints import load_yolo
+from lcnet_yolo.io.model_yaml import check_model_yaml_file
 from lcnet_yolo.io.paths import model_yaml_name
-from lcnet_yolo.plugin.compat import quiet, yaml_model_load
+from lcnet_yolo.plugin.compat import quiet
 
 __all__ = ["build_yolo", "export_onnx", "load_yolo", "val_map", "weights_or_model"]
 
@@ -36,8 +37,8 @@ def build_yolo(name: str | Path, nc: int | None = None):
     name = model_yaml_name(name)
     with quiet():
         if nc is None:
-            return YOLO(name)
-        spec = yaml_model_load(name)
+            return load_yolo(name)  # checked by the model-YAML check before it is built
+        spec = check_model_yaml_file(name)
         spec["nc"] = nc
         folder = Path(tempfile.mkdtemp(prefix="lcnet-yolo-quantize-"))
         path = folder / Path(name).name  # same file name: Ultralytics reads the scale from it
