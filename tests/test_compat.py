@@ -495,3 +495,48 @@ def test_validator_matching_and_ap_per_class_score_a_perfect_and_a_missed_box():
     assert correct.shape == (2, 10) and correct[0].all() and not correct[1].any()
     ap = compat.ap_per_class(correct, np.array([0.9, 0.8]), np.array([0, 0]), np.array([0, 0]))[5]
     assert ap.shape == (1, 10) and ap[0, 0] == pytest.approx(0.5, abs=0.01)  # recall 0.5 at precision 1
+
+
+# ------------------------------------------------------------------ the trust boundary for .pt files (safe_load)
+def test_load_checkpoint_and_strip_optimizer_read_through_the_names_checkpoint_reader_replaces(tmp_path):
+    from ultralytics.utils import torch_utils
+
+    seen = []
+
+    def read_checkpoint(weight):
+        seen.append(("checkpoint", str(weight)))
+        return {"model": tasks.DetectionModel("yolov8n.yaml", verbose=False), "train_args": {}}, str(weight)
+
+    def read_file(f, *args, **kwargs):
+        seen.append(("file", str(f)))
+        return {}
+
+    with compat.checkpoint_reader(read_checkpoint, read_file):
+        model, _ = tasks.load_checkpoint(tmp_path / "x.pt")
+        assert torch_utils.strip_optimizer(tmp_path / "y.pt") == {}  # an unreadable file: skipped with a warning
+    assert seen == [("checkpoint", str(tmp_path / "x.pt")), ("file", str(tmp_path / "y.pt"))]
+    assert type(model).__name__ == "DetectionModel"
+    assert tasks.torch_safe_load is compat.torch_safe_load  # put back
+
+
+def test_the_classes_a_checkpoint_may_name_are_where_the_allow_list_looks():
+    from ultralytics.nn.distill_model import DistillationModel
+    from ultralytics.nn.modules.head import Detect
+
+    for name in ("DetectionModel", "ClassificationModel", "SegmentationModel", "PoseModel", "OBBModel"):
+        assert issubclass(compat.task_model(name), nn.Module)
+    assert compat.ultralytics_layer("ultralytics.nn.modules.head", "Detect") is Detect
+    assert compat.ultralytics_layer("ultralytics.nn.modules.block", "TorchVision") is not None  # refused by name
+    assert compat.ultralytics_layer("ultralytics.nn.tasks", "DetectionModel") is None
+    # why DistillationModel is refused: its constructor loads the teacher through load_checkpoint
+    assert "load_checkpoint(teacher_model)" in inspect.getsource(DistillationModel.__init__)
+    assert compat.IterableSimpleNamespace(a=1).a == 1
+
+
+def test_a_resumed_trainer_writes_to_args_save_dir_when_set():
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(save_dir="/somewhere/run", project=None, name=None, task="detect", mode="train")
+    assert compat.get_save_dir(args) == Path("/somewhere/run")
+    allowed = inspect.getsource(compat.BaseTrainer.check_resume)
+    assert '"save_dir"' in allowed and '"distill_model"' in allowed  # overrides a resume keeps from the caller

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lcnet_yolo.io.errors import file_error
 from lcnet_yolo.plugin.compat import DEFAULT_CFG_DICT, check_cfg
 
@@ -145,13 +147,20 @@ def _check_value(path: str | Path, key: str, value: Any) -> None:
 
 
 def local_data(value: Any) -> str | None:
-    """``value`` when it names a dataset on this machine (an existing file or folder, not a URL), else None."""
+    """``value`` when it names a dataset on this machine, else None: an existing folder, or an existing data YAML
+    without a ``download`` field (a file's dataset is never fetched or scripted); never a URL or a bare name."""
     if not isinstance(value, str) or not value or "://" in value or len(value) > MAX_TEXT:
         return None
     try:
-        return value if Path(value).exists() else None
-    except (OSError, ValueError):
+        path = Path(value)
+        if path.is_dir():
+            return value
+        if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml") or path.stat().st_size > 1 << 20:
+            return None
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):
         return None
+    return value if isinstance(config, dict) and "download" not in config else None
 
 
 def usable_train_args(path: str | Path, raw: Any) -> dict:

@@ -60,6 +60,12 @@ exporter (``check_det_dataset``)           its ``download:`` script run, whateve
                                            :func:`predict_in_python` (``Model.predict``'s ``ARGV`` test); its
                                            benchmark matches and scores as ``val`` does
                                            (:func:`match_detections`, :func:`box_iou`, :func:`ap_per_class`)
+``tasks.torch_safe_load``,                 where Ultralytics reads a ``.pt`` on its own (``load_checkpoint``) and
+``torch_utils.torch_load``                 re-reads its weights after training (``strip_optimizer``):
+(:func:`checkpoint_reader`)                ours is put in their place during our runs (the trust boundary)
+``tasks`` model classes, ``nn.modules``    what a checkpoint's pickle may name (:func:`task_model`,
+(:func:`ultralytics_layer`)                :func:`ultralytics_layer`), ``IterableSimpleNamespace``,
+                                           ``attempt_download_asset`` (official asset names the user gives)
 =========================================  ======================================================================
 """
 
@@ -569,6 +575,8 @@ def predict_in_python(model: object, source: object, **args: object) -> list:
         return model.predict(source, **args)
     finally:
         model_module.ARGV = argv
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The trust boundary for .pt files (lcnet_yolo.io.safe_load, lcnet_yolo.io.checkpoint_pickle): where Ultralytics
 # reads a checkpoint on its own, and the classes a checkpoint of its may name.
