@@ -104,7 +104,7 @@ def test_a_checkpoint_whose_pickle_runs_code_is_refused_before_it_runs(tmp_path,
         assert "posix.system" in message
     from ultralytics import YOLO
 
-    with restricted_loading(), pytest.raises(TypeError):  # the mode load_yolo opens files in
+    with restricted_loading(), pytest.raises(WeightsError, match="refused to load"):  # the mode load_yolo opens in
         YOLO(str(evil))
     assert not marker.exists()
     pickle.loads(pickle.dumps(RunsShell(marker)))  # the payload does work when unpickled without restriction

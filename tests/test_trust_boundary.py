@@ -214,9 +214,9 @@ def test_a_plain_pickle_runs_under_plain_yolo_and_is_refused_everywhere(plain_pi
         ["val", f"model={plain_pickle}"],
         ["predict", f"model={plain_pickle}"],
     ):
-        refused(cli(*args, cwd=tmp_path, env=subprocess_env), str(plain_pickle), "bare pickle")
+        refused(cli(*args, cwd=tmp_path, env=subprocess_env), str(plain_pickle), "a bare pickle naming posix.system")
     for attempt in (lambda: safe_load(plain_pickle), lambda: load_yolo(plain_pickle)):
-        with pytest.raises(WeightsError, match="bare pickle"):
+        with pytest.raises(WeightsError, match=r"a bare pickle naming posix\.system"):
             attempt()
     assert not marker.exists()
     with contextlib.suppress(Exception):  # positive control: what `info` and `demo` used to do
@@ -463,3 +463,55 @@ def test_safe_load_leaves_no_classes_on_torchs_allow_list(best_pt):
     safe_load(best_pt)
     load_yolo(best_pt)
     assert torch.serialization.get_safe_globals() == before
+
+
+def test_malformed_allowed_rows_in_safetensors_metadata_give_one_line(best_pt, tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from lcnet_yolo.io.safetensors import convert, load_safetensors
+
+    good = convert(best_pt, tmp_path / "good.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(good), "pt") as handle:
+        metadata = handle.metadata()
+    for row, field in (([-1, "many", "Conv", [16, 3]], "'repeats'"), (["x", 1, "Conv", [16]], "'from'")):
+        cfg = json.loads(metadata["model_yaml"])
+        cfg["head"] = [row, *cfg["head"]]
+        bad = tmp_path / "bad.safetensors"
+        save_file(load_file(str(good)), str(bad), metadata={**metadata, "model_yaml": json.dumps(cfg)})
+        with pytest.raises(WeightsError) as caught:
+            load_safetensors(bad)
+        assert field in one_line(caught.value)
+    cfg = json.loads(metadata["model_yaml"])  # allowed and well-formed, but arguments the layer cannot take
+    cfg["head"] = [[-1, 1, "Conv", ["sixteen", 3]], *cfg["head"]]
+    save_file(load_file(str(good)), str(bad), metadata={**metadata, "model_yaml": json.dumps(cfg)})
+    with pytest.raises(WeightsError) as caught:
+        load_safetensors(bad)
+    assert "does not build" in one_line(caught.value)
+
+
+def test_a_zero_dim_tensor_in_backbone_weights_gives_one_error(tmp_path):
+    from lcnet_yolo.io.weights import SCALE_PROBE_KEY, load_pretrained
+    from lcnet_yolo.nn.pplcnet import PPLCNet
+
+    state = PPLCNet(scale=1.0).state_dict()
+    state[SCALE_PROBE_KEY] = torch.tensor(1.0)
+    path = tmp_path / "zero-dim.pt"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match=rf"{SCALE_PROBE_KEY} \[\]"):
+        load_pretrained(PPLCNet(scale=1.0), path)
+
+
+def test_a_deeply_nested_weights_cache_record_gives_one_error(tmp_path):
+    from lcnet_yolo.io.errors import HubError
+    from lcnet_yolo.io.hub import read_record, record_path
+
+    weights = tmp_path / "PPLCNet_x1_0_pretrained.pdparams"
+    weights.write_bytes(b"x")
+    record_path(weights).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(HubError) as caught:
+        read_record(weights)
+    assert "is not a valid weights record" in one_line(caught.value)

@@ -13,6 +13,7 @@ globals that ``torch.load(weights_only=True)`` then gets for this one file.
 from __future__ import annotations
 
 import _compat_pickle
+import contextlib
 import importlib
 import io
 import pickle
@@ -136,8 +137,12 @@ def allowed_global(name: str) -> object | None:
     return _layer_class(module, attr)
 
 
-class _Walk(pickle.Unpickler):
-    """An unpickler that builds nothing: every global is an inert stand-in that records how the pickle uses it."""
+class _Walk(pickle._Unpickler):
+    """An unpickler that builds nothing: every global is an inert stand-in that records how the pickle uses it.
+
+    The pure-Python unpickler of the standard library: its memo is a dict, so a damaged ``LONG_BINPUT`` index
+    cannot make it allocate gigabytes (the C unpickler grows an array to the index), and it is as fast here.
+    """
 
     def __init__(self, data: bytes):
         super().__init__(io.BytesIO(data))
@@ -193,9 +198,17 @@ def _pickle_bytes(path: Path) -> bytes:
     """The ``data.pkl`` of a ``torch.save`` zip archive; a bare (non-zip) pickle is refused."""
     try:
         if not zipfile.is_zipfile(path):
+            data = path.read_bytes()[:MAX_PICKLE_BYTES]
+            if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:  # a pickle's PROTO opcode
+                walk = _Walk(data)
+                with contextlib.suppress(Exception):
+                    walk.load()
+                named = f" naming {', '.join(sorted(walk.names))}" if walk.names else ""
+                raise file_error(
+                    path, f"refused to load: a bare pickle{named}, not a torch.save archive; it could run code"
+                )
             raise file_error(
-                path,
-                "refused to load: not a torch.save archive but a bare pickle (legacy format, or made to run code)",
+                path, "not a readable checkpoint: the file is truncated or corrupted (not a torch.save archive)"
             )
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
@@ -207,7 +220,9 @@ def _pickle_bytes(path: Path) -> bytes:
     except WeightsError:
         raise
     except Exception as error:  # BadZipFile, OSError, zlib.error, ...
-        raise file_error(path, f"not a readable checkpoint: truncated or corrupted ({short_reason(error)})") from None
+        raise file_error(
+            path, f"not a readable checkpoint: the file is truncated or corrupted ({short_reason(error)})"
+        ) from None
 
 
 def checked_globals(path: Path) -> list[tuple[object, str]]:
