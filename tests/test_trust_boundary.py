@@ -494,7 +494,8 @@ def test_malformed_allowed_rows_in_safetensors_metadata_give_one_line(best_pt, t
 
 
 def test_a_zero_dim_tensor_in_backbone_weights_gives_one_error(tmp_path):
-    from lcnet_yolo.io.weights import SCALE_PROBE_KEY, load_pretrained
+    from lcnet_yolo.io.weight_loading import SCALE_PROBE_KEY
+    from lcnet_yolo.io.weights import load_pretrained
     from lcnet_yolo.nn.pplcnet import PPLCNet
 
     state = PPLCNet(scale=1.0).state_dict()

@@ -146,6 +146,7 @@ def format_matrix(
 ) -> list[Row]:
     """Run every case on ``weights`` (a detection ``.pt``) and return the measured rows."""
     data = trusted_data(data)
+    load_yolo(weights)  # the trust boundary, once, before any format copies the file: a refusal stops here
     if image is None:
         image = _first_val_image(data)
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="lcnet-yolo-formats-"))
@@ -216,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError("--model is required (a trained detection .pt)")
     if not Path(opts.model).is_file():
         raise FileNotFoundError(f"--model {opts.model} does not exist")
-    load_yolo(opts.model)  # the trust boundary, once, before any format copies the file: a refusal stops here
     wanted = [k.strip() for k in opts.formats.split(",") if k.strip()]
     unknown = [k for k in wanted if k not in CASES_BY_KEY]
     if unknown:
