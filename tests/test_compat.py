@@ -540,3 +540,19 @@ def test_a_resumed_trainer_writes_to_args_save_dir_when_set():
     assert compat.get_save_dir(args) == Path("/somewhere/run")
     allowed = inspect.getsource(compat.BaseTrainer.check_resume)
     assert '"save_dir"' in allowed and '"distill_model"' in allowed  # overrides a resume keeps from the caller
+
+
+def test_not_ultralytics_cli_gives_results_to_predict_and_track_inside_a_command_named_yolo(monkeypatch, tmp_path):
+    import numpy as np
+    from ultralytics.engine import model as model_module
+
+    source = inspect.getsource(model_module.Model.predict)
+    assert 'ARGV[0].endswith("yolo")' in source and "predict_cli" in source  # the check we step around (8.4.190)
+    assert "self.predict(" in inspect.getsource(model_module.Model.track)  # track goes through the same check
+    model, picture = YOLO("yolov8n-pplcnet.yaml"), np.zeros((64, 64, 3), np.uint8)
+    monkeypatch.setattr(model_module, "ARGV", ["/venv/bin/lcnet-yolo", "predict"])
+    with compat.not_ultralytics_cli():
+        assert model_module.ARGV == [compat.NEUTRAL_ARGV0]
+        results = list(model.predict(picture, imgsz=64, save=False, stream=True, verbose=False, project=str(tmp_path)))
+    assert len(results) == 1 and results[0].orig_shape == (64, 64)
+    assert model_module.ARGV == ["/venv/bin/lcnet-yolo", "predict"]  # restored

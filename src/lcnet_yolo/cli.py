@@ -172,6 +172,8 @@ def run_mode(mode: str, args: list[str]) -> int:
         from lcnet_yolo.slicing.command import predict_command
 
         return predict_command(model, overrides)
+    if mode in {"predict", "track"}:
+        overrides.setdefault("save", True)  # as `yolo predict`/`yolo track`: results are saved unless save=False
     if mode == "predict":
         overrides.setdefault("source", compat.ASSETS)
     elif mode == "track" and "source" not in overrides:
@@ -190,8 +192,9 @@ def run_mode(mode: str, args: list[str]) -> int:
         # every .pt Ultralytics opens on its own (resume, pretrained=) is read weights-only; no dataset downloads
         with restricted_loading(), compat.no_dataset_downloads():
             if mode in {"predict", "track"}:  # as `yolo` does: results handled one by one, never kept for a video
-                for _ in getattr(model, mode)(stream=True, **overrides):
-                    pass
+                with compat.not_ultralytics_cli():  # else Ultralytics takes `lcnet-yolo` for `yolo` and returns None
+                    for _ in getattr(model, mode)(stream=True, **overrides):
+                        pass
             else:
                 getattr(model, mode)(**overrides)
     except RuntimeError as error:  # Ultralytics' trainer wraps any dataset problem

@@ -32,6 +32,8 @@ trainer methods (:data:`TRAINER_HOOKS`)    our trainers override these ``BaseTra
 the trainer's dataset message (:func:`dataset_error_cause`)
                                            the trainer wraps any dataset problem in ``RuntimeError("Dataset 'x'
                                            error ❌ <cause>")``; the CLI reports the cause in one line
+``ARGV`` of ``engine.model``               ``Model.predict`` takes a program named ``...yolo`` for its own CLI
+(:func:`not_ultralytics_cli`)              and returns None; predict/track run under a neutral ``ARGV[0]``
 ``cfg`` helpers, ``LetterBox``,            argument parsing and checking as the ``yolo`` command does, the
 ``data.utils``, ``torch_utils``            predictor's letterbox, dataset paths and formats, FLOPs counts
 ``nn.modules`` (:func:`is_ultralytics_layer`)
@@ -145,6 +147,7 @@ __all__ = [
     "layer_named",
     "logger_disabled",
     "merge_equals_args",
+    "not_ultralytics_cli",
     "parse_key_value_pair",
     "plain_image_open",
     "quiet",
@@ -567,12 +570,27 @@ def predict_in_python(model: object, source: object, **args: object) -> list:
     """``model.predict(source, **args)`` as called from Python, a list of ``Results``, also inside a command whose
     name ends in ``yolo``: there ``Model.predict`` reads ``ARGV`` as the ``yolo`` command's own run, saves and
     returns nothing."""
+    with not_ultralytics_cli():
+        return model.predict(source, **args)
+
+
+# --- Ultralytics' own-CLI detection in Model.predict ------------------------------------------------------------
+# ``Model.predict`` (hence ``Model.track``) takes any program whose ``ARGV[0]`` ends in "yolo" or "ultralytics" and
+# whose arguments name predict/track for its own ``yolo`` command: it then runs ``predictor.predict_cli`` and returns
+# None instead of results. It reads its module's global ``ARGV`` (``sys.argv``) at each call.
+NEUTRAL_ARGV0 = "lcnet-yolo-cli"  # a program name Ultralytics does not take for its own
+
+
+@contextlib.contextmanager
+def not_ultralytics_cli() -> Iterator[None]:
+    """In the block, ``Model.predict``/``track`` see the program :data:`NEUTRAL_ARGV0` (``sys.argv`` itself is left
+    alone), so they return results (a generator with ``stream=True``) also inside the ``lcnet-yolo`` executable."""
     from ultralytics.engine import model as model_module
 
     argv = model_module.ARGV
-    model_module.ARGV = ["python"]
+    model_module.ARGV = [NEUTRAL_ARGV0]
     try:
-        return model.predict(source, **args)
+        yield
     finally:
         model_module.ARGV = argv
 
