@@ -1,5 +1,7 @@
 """PP-LCNet network: the paper's table, feature mode, ablation switches, bad input."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from thop import profile
@@ -117,3 +119,67 @@ def test_unknown_scale_lists_the_valid_scales():
 def test_bad_arguments_raise_value_errors_that_say_what_is_wrong(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PPLCNet(1.0, **kwargs)
+
+
+class _PoolingSE(torch.nn.Module):
+    """The SE block as it was: ``AdaptiveAvgPool2d`` at every export (shows what NCNN's 1-D path looks like)."""
+
+    def __init__(self, se: torch.nn.Module):
+        super().__init__()
+        self.se = se
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        se = self.se
+        return x * se.hardsigmoid(se.conv2(se.relu(se.conv1(se.avg_pool(x)))))
+
+
+def _ncnn_run(module: torch.nn.Module, x: torch.Tensor, folder, capfd) -> tuple[torch.Tensor, str, str]:
+    """``module`` exported through PNNX (as Ultralytics' NCNN export does) and run in NCNN: output, the NCNN
+    param text, and what NCNN printed on stderr while running it."""
+    import ncnn
+    import numpy as np
+    import pnnx
+
+    folder.mkdir()
+    files = {"ptpath": "m.pt", "pnnxparam": "m.pnnx.param", "pnnxbin": "m.pnnx.bin", "pnnxpy": "m_pnnx.py"}
+    files |= {"pnnxonnx": "m.pnnx.onnx", "ncnnparam": "m.ncnn.param", "ncnnbin": "m.ncnn.bin", "ncnnpy": "m_ncnn.py"}
+    paths = {name: str(folder / file) for name, file in files.items()}
+    pnnx.export(module, inputs=x, **paths, fp16=False)  # as Ultralytics' NCNN export calls it
+    capfd.readouterr()
+    net = ncnn.Net()
+    net.load_param(paths["ncnnparam"])
+    net.load_model(paths["ncnnbin"])
+    extractor = net.create_extractor()
+    extractor.input("in0", ncnn.Mat(x[0].numpy()))
+    _, out = extractor.extract("out0")
+    return torch.from_numpy(np.array(out)), Path(paths["ncnnparam"]).read_text(), capfd.readouterr().err
+
+
+def test_se_block_runs_on_ncnn_2d_path_with_torch_numbers(tmp_path, monkeypatch, capfd):
+    from lcnet_yolo.nn.pplcnet import SEModule
+
+    monkeypatch.chdir(tmp_path)  # PNNX writes debug files into the working folder
+    torch.manual_seed(0)
+    se = SEModule(32).eval()
+    x = torch.rand(1, 32, 12, 12)
+    with torch.no_grad():
+        expected = se(x)[0]
+        assert torch.allclose(expected, _PoolingSE(se)(x)[0], atol=1e-6)  # same numbers as the pooling form
+        out, param, err = _ncnn_run(se, x, tmp_path / "mean", capfd)
+        old_out, old_param, old_err = _ncnn_run(_PoolingSE(se), x, tmp_path / "pool", capfd)
+    assert torch.allclose(out, expected, atol=1e-4)
+    assert "Reduction" in param and "Pooling" not in param and "Reshape" not in param
+    assert "1d input compatibility path" not in err
+    # the check can fail: the pooling form takes NCNN's flat global pooling and its 1-D convolution path
+    assert torch.allclose(old_out, expected, atol=1e-4)
+    assert "Pooling" in old_param and "1d input compatibility path" in old_err
+
+
+def test_se_block_exports_to_onnx_as_global_average_pool(tmp_path):
+    import onnx
+
+    from lcnet_yolo.nn.pplcnet import SEModule
+
+    torch.onnx.export(SEModule(32).eval(), torch.rand(1, 32, 12, 12), tmp_path / "se.onnx", dynamo=False)
+    ops = [node.op_type for node in onnx.load(tmp_path / "se.onnx").graph.node]
+    assert "GlobalAveragePool" in ops and "ReduceMean" not in ops, ops

@@ -110,8 +110,17 @@ class SEModule(nn.Module):
         self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
         self.hardsigmoid = nn.Hardsigmoid()
 
+    def squeeze(self, x: torch.Tensor) -> torch.Tensor:
+        """The global average, kept as C×1×1. In an ONNX export it is ``AdaptiveAvgPool2d`` (a GlobalAveragePool,
+        which ONNX Runtime's int8 graph quantizes through); otherwise a kept-dims mean, which PNNX turns into an
+        NCNN reduction that keeps the 2-D shape, so NCNN runs both 1×1 convs on its normal path (its global pooling
+        gives a flat vector and sends them down its slow, deprecated 1-D path). Same numbers either way."""
+        if torch.onnx.is_in_onnx_export():
+            return self.avg_pool(x)
+        return x.mean((2, 3), keepdim=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.hardsigmoid(self.conv2(self.relu(self.conv1(self.avg_pool(x)))))
+        return x * self.hardsigmoid(self.conv2(self.relu(self.conv1(self.squeeze(x)))))
 
 
 class DepthwiseSeparable(nn.Module):
