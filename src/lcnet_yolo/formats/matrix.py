@@ -3,7 +3,9 @@ export, predict, val mAP and latency measured, for the table in docs/formats.md.
 
 Every :class:`Case` is exported in its own folder from a copy of the ``.pt``, predicted on one image and validated
 (``rect=False``, batch 1); a case that fails reports its one-line error in its row and the matrix goes on. The
-loaded models are then timed taking turns (:func:`time_round_robin`).
+loaded models are then timed taking turns (:func:`time_round_robin`). Each latency is also given as a multiple of
+ONNX Runtime's (the float32 ONNX row); a format more than :data:`SLOW_FACTOR` times slower is flagged ⚠ and named
+under the table.
 """
 
 from __future__ import annotations
@@ -29,13 +31,17 @@ from lcnet_yolo.plugin.compat import check_det_dataset
 __all__ = [
     "CASES",
     "CASES_BY_KEY",
+    "ONNX_RUNTIME_KEY",
     "OPTIONAL_CASES",
+    "SLOW_FACTOR",
     "Case",
     "Row",
     "format_matrix",
     "main",
     "matrix_markdown",
+    "onnx_runtime_ratios",
     "run_case",
+    "slow_formats",
     "time_round_robin",
 ]
 
@@ -175,23 +181,49 @@ def _fmt(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+SLOW_FACTOR = 2.0  # a format whose latency is more than this many times ONNX Runtime's is flagged ⚠
+ONNX_RUNTIME_KEY = "onnx"  # the row timed in ONNX Runtime (float32 ONNX) that the others are compared with
+
+
+def onnx_runtime_ratios(rows: list[Row]) -> dict[str, float]:
+    """Latency of each timed row (by case key) as a multiple of the ONNX Runtime row's; empty without that row."""
+    reference = next((r.latency_ms for r in rows if r.case.key == ONNX_RUNTIME_KEY and r.latency_ms), None)
+    if reference is None:
+        return {}
+    return {r.case.key: r.latency_ms / reference for r in rows if r.latency_ms is not None}
+
+
+def slow_formats(rows: list[Row], factor: float = SLOW_FACTOR) -> list[tuple[str, float]]:
+    """(label, × ONNX Runtime) of the formats that run more than ``factor`` times slower than ONNX Runtime."""
+    ratios = onnx_runtime_ratios(rows)
+    return [(r.case.label, ratios[r.case.key]) for r in rows if ratios.get(r.case.key, 0.0) > factor]
+
+
 def matrix_markdown(rows: list[Row]) -> str:
-    """The matrix as a markdown table: export ok / predict ok / val mAP / difference to the .pt / latency."""
+    """The matrix as a markdown table: export ok / predict ok / val mAP / difference to the .pt / latency and its
+    multiple of ONNX Runtime's (⚠ above :data:`SLOW_FACTOR`, the slow formats named in a line under the table)."""
     reference = next((r.map50_95 for r in rows if r.case.format == "pt" and r.map50_95 is not None), None)
+    ratios = onnx_runtime_ratios(rows)
     lines = [
-        "| format | export | predict (boxes) | val mAP50-95 | Δ vs .pt | mAP50 | latency ms |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| format | export | predict (boxes) | val mAP50-95 | Δ vs .pt | mAP50 | latency ms | × ONNX Runtime |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         exported = "—" if row.case.format == "pt" else ("ok" if row.exported else "failed")
         predicted = f"ok ({row.boxes})" if row.boxes is not None else ("—" if not row.exported else "failed")
         delta = f"{row.map50_95 - reference:+.3f}" if reference is not None and row.map50_95 is not None else ""
+        ratio = ratios.get(row.case.key)
+        times = "" if ratio is None else f"{ratio:.2f}" + (" ⚠" if ratio > SLOW_FACTOR else "")
         lines.append(
             f"| {row.case.label} | {exported} | {predicted} | {_fmt(row.map50_95, 3)} | {delta} | "
-            f"{_fmt(row.map50, 3)} | {_fmt(row.latency_ms, 1)} |"
+            f"{_fmt(row.map50, 3)} | {_fmt(row.latency_ms, 1)} | {times} |"
         )
         if row.error:
-            lines.append(f"| ↳ {row.case.label}: {row.error.replace('|', '/')} | | | | | | |")
+            lines.append(f"| ↳ {row.case.label}: {row.error.replace('|', '/')} | | | | | | | |")
+    slow = slow_formats(rows)
+    if slow:
+        named = ", ".join(f"{label} ({ratio:.1f}×)" for label, ratio in slow)
+        lines.append(f"\n⚠ more than {SLOW_FACTOR:g}× slower than ONNX Runtime on this machine: {named}")
     return "\n".join(lines)
 
 
