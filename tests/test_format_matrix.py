@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from lcnet_yolo.formats.matrix import CASES_BY_KEY, SLOW_FACTOR, Row, matrix_markdown, onnx_runtime_ratios, slow_formats
+from lcnet_yolo.formats.matrix import (
+    CASES_BY_KEY,
+    SLOW_FACTOR,
+    SLOW_HINTS,
+    Row,
+    matrix_markdown,
+    onnx_runtime_ratios,
+    slow_formats,
+)
 
 
 def rows(latencies: dict[str, float | None]) -> list[Row]:
@@ -41,9 +49,11 @@ def test_latency_is_given_as_a_multiple_of_onnx_runtime_and_slow_formats_are_fla
         ["81.0", "2.02 ⚠"],
         ["60.0", "1.50"],
     ]
-    assert markdown.splitlines()[-1] == (
-        f"⚠ more than {SLOW_FACTOR:g}× slower than ONNX Runtime on this machine: NCNN (10.0×), TorchScript (2.0×)"
-    )
+    assert markdown.splitlines()[-2:] == [
+        f"⚠ more than {SLOW_FACTOR:g}× slower than ONNX Runtime on this machine: NCNN (10.0×), TorchScript (2.0×)",
+        f"  {SLOW_HINTS['ncnn']}",
+    ]
+    assert "OMP_WAIT_POLICY=PASSIVE" in SLOW_HINTS["ncnn"]
 
 
 def test_no_flag_and_no_line_when_every_format_keeps_up():

@@ -34,6 +34,7 @@ __all__ = [
     "ONNX_RUNTIME_KEY",
     "OPTIONAL_CASES",
     "SLOW_FACTOR",
+    "SLOW_HINTS",
     "Case",
     "Row",
     "format_matrix",
@@ -183,6 +184,11 @@ def _fmt(value: float | None, digits: int) -> str:
 
 SLOW_FACTOR = 2.0  # a format whose latency is more than this many times ONNX Runtime's is flagged ⚠
 ONNX_RUNTIME_KEY = "onnx"  # the row timed in ONNX Runtime (float32 ONNX) that the others are compared with
+# What to try when a format is flagged (BENCHMARKS.md, "NCNN and ONNX Runtime"), by Case.format.
+SLOW_HINTS = {
+    "ncnn": "NCNN's OpenMP threads spin while they wait, which stalls on a busy machine: "
+    "run with OMP_WAIT_POLICY=PASSIVE in the environment"
+}
 
 
 def onnx_runtime_ratios(rows: list[Row]) -> dict[str, float]:
@@ -224,6 +230,8 @@ def matrix_markdown(rows: list[Row]) -> str:
     if slow:
         named = ", ".join(f"{label} ({ratio:.1f}×)" for label, ratio in slow)
         lines.append(f"\n⚠ more than {SLOW_FACTOR:g}× slower than ONNX Runtime on this machine: {named}")
+        flagged = {r.case.format for r in rows if r.case.label in dict(slow)}
+        lines += [f"  {SLOW_HINTS[fmt]}" for fmt in sorted(flagged) if fmt in SLOW_HINTS]
     return "\n".join(lines)
 
 
