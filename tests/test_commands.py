@@ -42,12 +42,16 @@ PLACEHOLDERS = {
     "best.pt": "{pt}",
     "runs/demo/train/weights/best.pt": "{pt}",
     "best.onnx": "{onnx}",
+    "runs/detect/train/weights/best.onnx": "{onnx}",  # the reader's exports of it
+    "runs/detect/train/weights/best_openvino_model": "{openvino}",
+    "runs/detect/train/weights/best_ncnn_model": "{ncnn}",
     "path/to/images": "{images}",  # a folder of pictures
     "image.png": "{image}",
     "image.jpg": "{image}",
     "video.mp4": "{video}",
     "clip.mp4": "{video}",
-    "neon-trees": "{data}",  # data= names: the synthetic dataset
+    "neon-trees": "{data}",  # data= names and files: the synthetic dataset
+    "path/to/data.yaml": "{data}",
     "MODEL": "{onnx}",  # lcnet-yolo-infer's synopsis
     "SOURCE": "{images}",
     "[--quick]": "--quick",
@@ -70,8 +74,8 @@ FILE_SUFFIXES = (".pt", ".onnx", ".xml", ".png", ".jpg", ".jpeg", ".mp4", ".avi"
 BUDGET = {
     ("lcnet-yolo", "train"): f"epochs=1 imgsz={IMGSZ} batch=4 workers=0 device=cpu plots=False",
     ("lcnet-yolo", "val"): f"imgsz={IMGSZ} batch=4 workers=0 device=cpu",
-    ("lcnet-yolo", "predict"): f"imgsz={IMGSZ} device=cpu",
-    ("lcnet-yolo", "track"): f"imgsz={IMGSZ} device=cpu",
+    ("lcnet-yolo", "predict"): f"imgsz={IMGSZ} device=cpu conf=0.001",  # the barely trained model draws boxes
+    ("lcnet-yolo", "track"): f"imgsz={IMGSZ} device=cpu conf=0.001",
     ("lcnet-yolo", "export"): f"imgsz={IMGSZ} device=cpu",
     ("lcnet-yolo", "formats"): f"--data {{data}} --imgsz {IMGSZ} --runs 2 --formats pt,onnx --threads 1",
 }
@@ -115,7 +119,20 @@ def _needs_mapping(value: str) -> bool:
 def _mapped(value: str, files: dict[str, str]) -> str:
     if value not in PLACEHOLDERS:
         raise AssertionError(f"'{value}' is not in PLACEHOLDERS: map it to a file the test makes")
-    return PLACEHOLDERS[value].format(**files)
+    return PLACEHOLDERS[value].format_map(files)
+
+
+class Files(dict):
+    """The files :data:`PLACEHOLDERS` names; OpenVINO and NCNN exports of the test model are made when first named."""
+
+    def __missing__(self, key: str) -> str:
+        if key not in {"openvino", "ncnn"}:
+            raise KeyError(key)
+        from ultralytics import YOLO
+
+        folder = Path(self["onnx"]).parent
+        self[key] = str(YOLO(folder / "best.pt").export(format=key, imgsz=IMGSZ, device="cpu"))
+        return self[key]
 
 
 def as_run(command: str, files: dict[str, str]) -> list[str]:
@@ -129,7 +146,7 @@ def as_run(command: str, files: dict[str, str]) -> list[str]:
             value = _mapped(value, files)
         words.append(f"{key}{sep}{value}")
     budget = BUDGET.get(tuple(words[:2]), "")
-    return [*words, *shlex.split(budget.format(**files))]
+    return [*words, *shlex.split(budget.format_map(files))]
 
 
 @dataclass
@@ -176,7 +193,8 @@ def check_promised_outputs(ran: Ran, files: dict[str, str]) -> None:
     words, output = ran.words, ran.output
     args = dict(w.split("=", 1) for w in words[2:] if "=" in w and not w.startswith("-"))
     mode = words[1] if len(words) > 1 else ""
-    source = Path(args.get("source", files["images"]))
+    positional = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+    source = Path(positional[1] if words[0] == "lcnet-yolo-infer" else args.get("source", files["images"]))
     pictures = {p.stem for p in source.iterdir()} if source.is_dir() else {source.stem}
     if words[0] == "lcnet-yolo-infer":
         out = ran.cwd / words[words.index("--output") + 1] if "--output" in words else ran.cwd / "runs" / "infer"
@@ -197,16 +215,29 @@ def check_promised_outputs(ran: Ran, files: dict[str, str]) -> None:
     elif mode == "predict":
         run = _one_run(ran, "predict")
         assert _stems(run) >= pictures, f"annotated pictures missing in {run}: {sorted(run.iterdir())}"
+        if args.get("save_txt", "").lower() in {"true", "1"} or "save_txt" in words:
+            labels = run / "labels"
+            assert _stems(labels) >= pictures, f"label files missing in {labels}"
+            rows = [line.split() for p in labels.iterdir() for line in p.read_text().splitlines()]
+            assert rows and all(len(row) == 5 and row[0] == "0" for row in rows), rows[:5]
     elif mode == "track":
         run = _one_run(ran, "track")
         videos = [p for p in run.iterdir() if p.stem == source.stem and p.suffix in {".avi", ".mp4"}]
         assert videos and videos[0].stat().st_size > 1000, sorted(run.iterdir())
     elif mode == "export":
-        model = Path(args["model"])
-        exported = model.with_suffix(".onnx") if args.get("format") == "onnx" else None
-        assert exported is not None and exported.is_file(), f"{words}: no {exported}"
+        model, fmt = Path(args["model"]), args.get("format", "torchscript")
+        exported = {
+            "onnx": model.with_suffix(".onnx"),
+            "torchscript": model.with_suffix(".torchscript"),
+            "openvino": model.parent / f"{model.stem}_openvino_model" / f"{model.stem}.xml",
+            "ncnn": model.parent / f"{model.stem}_ncnn_model" / "model.ncnn.bin",
+        }.get(fmt)
+        assert exported is not None, f"no promised file known for format={fmt}: add it here"
+        assert exported.is_file() and exported.stat().st_size > 1000, f"{words}: no {exported}"
     elif mode == "convert":
         assert Path(words[2]).with_suffix(".safetensors").is_file()
+    elif mode == "formats" and "--support" in words:
+        assert re.search(r"^\| .*ONNX.* \|", output, re.M) and "NCNN" in output, output
     elif mode == "formats":
         for label in ("PyTorch (.pt)", "ONNX"):
             assert re.search(rf"^\| {re.escape(label)} \| [^|]+ \| ok \(\d+\) \| [\d.]+ \|", output, re.M), output
@@ -214,6 +245,8 @@ def check_promised_outputs(ran: Ran, files: dict[str, str]) -> None:
         assert re.search(r"\d+ layers, [\d,]+ parameters", output), output
     elif mode == "info":
         assert re.search(r"^\| yolov8n-pplcnet \| PP-LCNet ", output, re.M), output
+    elif mode == "weights":
+        assert re.search(r"^imagenet\s+x0\.25\s", output, re.M), output
     elif mode == "benchmark":
         assert "usage: " in output
     elif mode == "demo":
@@ -240,7 +273,7 @@ def make_video(path: Path, frames: int = 12, size: int = 64) -> Path:
 
 
 @pytest.fixture(scope="session")
-def documented_files(tmp_path_factory, best_pt) -> dict[str, str]:
+def documented_files(tmp_path_factory, best_pt) -> Files:
     """The files :data:`PLACEHOLDERS` maps to: model, ONNX, dataset, pictures, video (made once per session)."""
     from ultralytics import YOLO
 
@@ -256,14 +289,14 @@ def documented_files(tmp_path_factory, best_pt) -> dict[str, str]:
     exports.mkdir()
     shutil.copy(best_pt, exports / "best.pt")
     onnx = YOLO(exports / "best.pt").export(format="onnx", imgsz=IMGSZ, device="cpu")
-    return {
-        "pt_source": str(best_pt),
-        "onnx": str(onnx),
-        "data": str(data),
-        "images": str(images),
-        "image": str(sorted(images.iterdir())[0]),
-        "video": str(make_video(root / "clip.mp4")),
-    }
+    return Files(
+        pt_source=str(best_pt),
+        onnx=str(onnx),
+        data=str(data),
+        images=str(images),
+        image=str(sorted(images.iterdir())[0]),
+        video=str(make_video(root / "clip.mp4")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -290,7 +323,7 @@ def test_documentation_shows_commands_of_both_executables():
 
 
 def test_an_unmapped_path_fails_the_mapping():
-    files = {"pt": "/x/best.pt", "onnx": "/x/best.onnx", "data": "/x/data.yaml", "images": "/x", "image": "/x/a.png"}
+    files = Files(pt="/x/best.pt", onnx="/x/best.onnx", data="/x/data.yaml", images="/x", image="/x/a.png")
     files["video"] = "/x/v.mp4"
     assert as_run("lcnet-yolo predict model=best.pt source=image.png", files)[2:4] == [
         "model=/x/best.pt",
@@ -306,7 +339,7 @@ def test_an_unmapped_path_fails_the_mapping():
 def test_documented_command_runs_through_the_installed_executable(
     command, documented_files, subprocess_env, runs_dir, tmp_path
 ):
-    files = dict(documented_files)
+    files = documented_files  # shared: exports made on first use are kept for the session
     files["pt"] = str(shutil.copy(files["pt_source"], tmp_path / "best.pt"))  # exports land beside this copy
     words = as_run(command, files)
     ran = run_documented(words, tmp_path, subprocess_env, runs_dir)
@@ -315,16 +348,10 @@ def test_documented_command_runs_through_the_installed_executable(
 
 
 @pytest.fixture(scope="session")
-def exported_models(documented_files, tmp_path_factory) -> dict[str, str]:
+def exported_models(documented_files) -> dict[str, str]:
     """The test model as .pt and exported (fixed 64 px) to ONNX, OpenVINO and NCNN."""
-    from ultralytics import YOLO
-
-    folder = tmp_path_factory.mktemp("formats")
-    pt = shutil.copy(documented_files["pt_source"], folder / "best.pt")
-    models = {"pt": str(pt), "onnx": documented_files["onnx"]}
-    for fmt in ("openvino", "ncnn"):
-        models[fmt] = str(YOLO(pt).export(format=fmt, imgsz=IMGSZ, device="cpu"))
-    return models
+    files = documented_files
+    return {"pt": files["pt_source"], "onnx": files["onnx"], "openvino": files["openvino"], "ncnn": files["ncnn"]}
 
 
 @pytest.mark.slow
