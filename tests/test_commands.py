@@ -237,7 +237,8 @@ def check_promised_outputs(ran: Ran, files: dict[str, str]) -> None:
     elif mode == "convert":
         assert Path(words[2]).with_suffix(".safetensors").is_file()
     elif mode == "formats" and "--support" in words:
-        assert re.search(r"^\| .*ONNX.* \|", output, re.M) and "NCNN" in output, output
+        for fmt in ("onnx", "openvino", "ncnn"):
+            assert re.search(rf"^\| `{fmt}` \| .+ \| yes: export, predict, val", output, re.M), output
     elif mode == "formats":
         for label in ("PyTorch (.pt)", "ONNX"):
             assert re.search(rf"^\| {re.escape(label)} \| [^|]+ \| ok \(\d+\) \| [\d.]+ \|", output, re.M), output
