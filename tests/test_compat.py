@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import inspect
 import logging
+import pkgutil
 import re
 from pathlib import Path
 
@@ -151,7 +153,7 @@ def test_only_compat_imports_ultralytics_internals():
     offenders, used = [], set()
     for path in sorted(SRC.rglob("*.py")):
         name = str(path.relative_to(SRC))
-        if name == "plugin/compat.py":
+        if name.startswith("plugin/compat/"):  # the compat package, and nothing beside it
             continue
         for line, statement in ultralytics_imports(path):
             if statement in ULTRALYTICS_IMPORT_EXCEPTIONS.get(name, set()):
@@ -183,12 +185,33 @@ def test_development_doc_names_every_exception_and_every_file_it_lists_exists():
     assert listed and not missing, missing
 
 
+def compat_modules() -> list:
+    """The compat package and each of its modules."""
+    names = sorted(info.name for info in pkgutil.iter_modules(compat.__path__))
+    return [compat, *(importlib.import_module(f"{compat.__name__}.{name}") for name in names)]
+
+
+def test_compat_is_a_package_whose_modules_each_export_through_it():
+    modules = compat_modules()
+    assert [m.__name__.rsplit(".", 1)[-1] for m in modules[1:]] == ["core", "export", "predict", "training", "trust"]
+    assert Path(compat.__file__).parent == SRC / "plugin" / "compat" and not (SRC / "plugin" / "compat.py").exists()
+    for module in modules[1:]:
+        assert module.__all__ and all(getattr(compat, name) is getattr(module, name) for name in module.__all__)
+        public = {n for n, obj in vars(module).items() if getattr(obj, "__module__", None) == module.__name__}
+        assert {n for n in public if not n.startswith("_")} <= set(module.__all__), module.__name__
+    assert len(compat.__all__) == len(set(compat.__all__)) == sum(len(m.__all__) for m in modules[1:])
+
+
 def test_compat_docstring_lists_every_helper_it_defines():
-    doc = compat.__doc__
+    modules = compat_modules()
     helpers = [
-        name for name, obj in vars(compat).items() if inspect.isfunction(obj) and obj.__module__ == compat.__name__
+        (module, name)
+        for module in modules
+        for name, obj in vars(module).items()
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__
     ]
-    missing = [name for name in helpers if name not in doc]
+    assert {module for module, _ in helpers} == set(modules[1:])  # every module's functions are looked at
+    missing = [f"{m.__name__}.{name}" for m, name in helpers if name not in compat.__doc__ + (m.__doc__ or "")]
     assert not missing, missing
 
 
