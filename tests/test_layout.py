@@ -18,7 +18,7 @@ LAYERS = (
     ("lcnet_yolo.io",),
     ("lcnet_yolo.data",),
     ("lcnet_yolo.plugin.register", "lcnet_yolo.plugin.trainers"),
-    ("lcnet_yolo.formats", "lcnet_yolo.quantize"),
+    ("lcnet_yolo.formats", "lcnet_yolo.quantize", "lcnet_yolo.slicing"),
     ("lcnet_yolo.benchmark",),
     ("lcnet_yolo.cli", "lcnet_yolo.__main__"),
 )

@@ -7,7 +7,7 @@ network checks and nothing is pip-installed at run time.
 Layout, lowest layer first (a module imports only from its own layer or lower ones; ``tests/test_layout.py``):
 ``version``, ``plugin.compat`` (every reach into Ultralytics) → ``nn`` (the network and its YAML layers) →
 ``io`` (weights, checkpoints, run files, errors) → ``data`` → ``plugin`` (registration, trainers) →
-``formats``, ``quantize`` (deployment) → ``benchmark`` → ``cli``.
+``formats``, ``quantize``, ``slicing`` (deployment, sliced prediction) → ``benchmark`` → ``cli``.
 """
 
 import os
