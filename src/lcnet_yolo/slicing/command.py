@@ -88,7 +88,7 @@ def predict_command(model: Any, overrides: dict[str, Any]) -> int:
                 result = predict_picture(model, picture, size, overlap, full, **overrides)
                 seconds = time.perf_counter() - start
                 if save_dir is not None:
-                    write_outputs(result, picture, save_dir, save, save_txt, save_conf)
+                    save_picture_outputs(result, picture, save_dir, save, save_txt, save_conf)
             finally:
                 picture.close()
             extra = " + the whole picture" if full else ""
@@ -101,7 +101,9 @@ def predict_command(model: Any, overrides: dict[str, Any]) -> int:
     return 0
 
 
-def write_outputs(result: Any, picture: Picture, save_dir: Path, save: bool, save_txt: bool, save_conf: bool) -> None:
+def save_picture_outputs(
+    result: Any, picture: Picture, save_dir: Path, save: bool, save_txt: bool, save_conf: bool
+) -> None:
     """Map coordinates first (the step that can fail on a CRS), then the annotated picture and the labels."""
     stem = Path(picture.path).stem
     boxes = result.boxes
