@@ -19,15 +19,13 @@ is the second line of defence: inside it Ultralytics' trainer, validator and exp
 from __future__ import annotations
 
 import os
-import stat
 import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lcnet_yolo.io.errors import DatasetError
+from lcnet_yolo.io.plain_yaml import read_plain_yaml
 from lcnet_yolo.plugin.compat import DATASETS_DIR, PACKAGED_DATASETS_DIR
 
 __all__ = ["ARCHIVE_SUFFIXES", "DatasetError", "read_data_yaml", "trusted_data"]
@@ -95,34 +93,20 @@ def _locate(value: str) -> tuple[Path, bool]:
 def read_data_yaml(path: str | Path) -> dict[str, Any]:
     """A data YAML as a dict: a regular, readable UTF-8 file of plain YAML whose top level is a mapping."""
     path = Path(path)
+
+    def not_an_archive(path: Path) -> None:
+        if _is_archive(path):
+            raise DatasetError(f"{path}: an archive, which Ultralytics would unpack; {NEVER}: unpack it yourself")
+
     try:
-        mode = path.stat().st_mode
-    except OSError as error:
-        raise DatasetError(f"{path}: cannot read the data YAML ({error.strerror or error})") from None
-    if not stat.S_ISREG(mode):
-        raise DatasetError(f"{path}: not a regular file (a data YAML is a text file)")
-    if path.stat().st_size > MAX_YAML_BYTES:
-        raise DatasetError(f"{path}: {path.stat().st_size} bytes, too large for a data YAML")
-    if _is_archive(path):
-        raise DatasetError(f"{path}: an archive, which Ultralytics would unpack; {NEVER}: unpack it yourself")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as error:
-        raise DatasetError(f"{path}: cannot read the data YAML ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    try:
-        config = yaml.safe_load(text)
-    except yaml.constructor.ConstructorError as error:
-        kind = "a Python tag (!!python/...)" if "python/" in str(error) else "an unsupported YAML tag"
-        raise DatasetError(f"{path}: holds {kind}, refused (a data YAML is plain data)") from None
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        problem = getattr(error, "problem", None) or type(error).__name__
-        raise DatasetError(f"{path}: YAML syntax error{line} ({problem})") from None
-    except (ValueError, TypeError, RecursionError) as error:  # e.g. a timestamp out of range, nesting too deep
-        raise DatasetError(f"{path}: unreadable YAML ({type(error).__name__})") from None
+        refused = " (a data YAML is plain data)"
+        config = read_plain_yaml(
+            path, "data YAML", MAX_YAML_BYTES, encoding="utf-8-sig", refused=refused, check=not_an_archive
+        )
+    except DatasetError:
+        raise
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
     if not isinstance(config, dict):
         raise DatasetError(f"{path}: a data YAML is a mapping of keys (path, train, val, names), not a {_kind(config)}")
     return config

@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from lcnet_yolo.io.plain_yaml import read_plain_yaml
 from lcnet_yolo.plugin.compat import read_export_metadata
 
 __all__ = ["check_metadata", "exported_metadata", "read_sidecar"]
@@ -39,26 +40,7 @@ def _regular_file(path: Path, what: str) -> None:
 
 def read_sidecar(path: Path) -> dict[str, Any]:
     """A ``metadata.yaml``: a regular UTF-8 file of plain YAML (a ``!!python/...`` tag is refused) holding a mapping."""
-    import yaml
-
-    _regular_file(path, "export metadata")
-    if path.stat().st_size > MAX_BYTES:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes, too large for export metadata")
-    try:
-        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the export metadata ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    except yaml.constructor.ConstructorError as error:
-        kind = "a Python tag (!!python/...), refused" if "python/" in str(error) else "an unsupported YAML tag"
-        raise ValueError(f"{path}: holds {kind}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{path}: invalid YAML{line} ({getattr(error, 'problem', None) or 'unreadable'})") from None
-    except (ValueError, TypeError, RecursionError) as error:
-        raise ValueError(f"{path}: unreadable YAML ({type(error).__name__})") from None
+    data = read_plain_yaml(path, "metadata file", MAX_BYTES)
     if data is None:
         return {}
     if not isinstance(data, dict):
