@@ -16,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from lcnet_yolo.io.errors import file_error, short_reason
+from lcnet_yolo.io.plain_yaml import is_plain_value
 from lcnet_yolo.nn.registry import YAML_LAYERS
 from lcnet_yolo.plugin.compat import is_ultralytics_layer, layer_named, yaml_model_load
 
@@ -66,19 +67,9 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _literal(value: object, depth: int = 0) -> bool:
+def _literal(value: object) -> bool:
     """A plain YAML value (None, bool, number, short text, lists/dicts of them), at most 4 levels deep."""
-    if value is None or isinstance(value, bool | int | float):
-        return True
-    if isinstance(value, str):
-        return len(value) <= 256
-    if depth >= 4:
-        return False
-    if isinstance(value, list | tuple):
-        return len(value) <= 64 and all(_literal(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return len(value) <= 64 and all(isinstance(k, str) and _literal(v, depth + 1) for k, v in value.items())
-    return False
+    return is_plain_value(value, max_text=256, max_items=64, max_depth=4)
 
 
 def _check_row(where: str, row: list | tuple) -> None:

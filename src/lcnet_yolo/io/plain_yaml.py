@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["read_plain_yaml"]
+__all__ = ["is_plain_value", "read_plain_yaml"]
 
 
 def read_plain_yaml(
@@ -55,3 +55,24 @@ def read_plain_yaml(
         raise ValueError(f"{path}: YAML syntax error{line} ({problem})") from None
     except (ValueError, TypeError, RecursionError) as error:  # e.g. a timestamp out of range, nesting too deep
         raise ValueError(f"{path}: unreadable YAML ({type(error).__name__})") from None
+
+
+def is_plain_value(value: object, max_text: int, max_items: int, max_depth: int = 4, depth: int = 0) -> bool:
+    """A plain YAML value: None, bool, number, text of at most ``max_text`` characters, or lists and string-keyed
+    mappings of them, each of at most ``max_items`` entries and nested at most ``max_depth`` deep."""
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if isinstance(value, str):
+        return len(value) <= max_text
+    if depth >= max_depth:
+        return False
+    if isinstance(value, list | tuple):
+        return len(value) <= max_items and all(
+            is_plain_value(v, max_text, max_items, max_depth, depth + 1) for v in value
+        )
+    if isinstance(value, dict):
+        return len(value) <= max_items and all(
+            isinstance(k, str) and is_plain_value(v, max_text, max_items, max_depth, depth + 1)
+            for k, v in value.items()
+        )
+    return False

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from lcnet_yolo.io.errors import file_error
+from lcnet_yolo.io.plain_yaml import is_plain_value
 from lcnet_yolo.plugin.compat import DEFAULT_CFG_DICT, check_cfg
 
 __all__ = ["FOLLOWED_KEYS", "check_train_args", "local_data", "usable_train_args"]
@@ -57,19 +58,9 @@ def _ints(value: Any, low: int | None = None) -> bool:
     return len(items) <= 64 and all(_is_int(v) and (low is None or v >= low) for v in items)
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
+def _plain(value: Any) -> bool:
     """A plain YAML-like value (None, bool, number, short string, lists/dicts of them), at most MAX_DEPTH deep."""
-    if value is None or isinstance(value, bool | int | float):
-        return True
-    if isinstance(value, str):
-        return len(value) <= MAX_TEXT
-    if depth >= MAX_DEPTH:
-        return False
-    if isinstance(value, list | tuple):
-        return len(value) <= 1024 and all(_plain(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return len(value) <= 1024 and all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
-    return False
+    return is_plain_value(value, MAX_TEXT, 1024, MAX_DEPTH)
 
 
 # key -> (check, what it must be) for keys whose default (None, or several types) check_cfg does not type
