@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import ast
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
-from lcnet_yolo.io.plain_yaml import read_plain_yaml
+from lcnet_yolo.io.plain_yaml import check_regular_file, read_plain_yaml
 from lcnet_yolo.plugin.compat import read_export_metadata
 
 __all__ = ["check_metadata", "exported_metadata", "read_sidecar"]
@@ -26,16 +25,6 @@ INTEGER_KEYS = ("stride", "batch", "channels")  # converted with int()
 # where Ultralytics reads metadata from the model itself (every other export has a metadata.yaml sidecar)
 EMBEDDED = (".engine", ".tflite", ".torchscript", ".onnx", ".mlpackage", ".mlmodel", ".aimodel", ".pb")
 EMBEDDED_FOLDERS = ("_imx_model", "_xilinx_model")
-
-
-def _regular_file(path: Path, what: str) -> None:
-    """``ValueError`` unless ``path`` is a regular file (checked before reading: a pipe or device never ends)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
-    if not stat.S_ISREG(mode):
-        raise ValueError(f"{path}: the {what} is not a regular file (a device or a pipe?)")
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
@@ -127,7 +116,7 @@ def exported_metadata(model: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     if not path.is_dir():
-        _regular_file(path, "exported model")
+        check_regular_file(path, "exported model", "an exported model: a device or a pipe?")
     if path.suffix.lower() in EMBEDDED or path.name.lower().endswith(EMBEDDED_FOLDERS):
         raw = read_export_metadata(path)
     else:

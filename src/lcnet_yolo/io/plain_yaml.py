@@ -12,7 +12,18 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["is_plain_value", "read_plain_yaml"]
+__all__ = ["check_regular_file", "is_plain_value", "read_plain_yaml"]
+
+
+def check_regular_file(path: Path, what: str, why: str) -> None:
+    """``ValueError`` (one line: ``path``, then ``why``) unless ``path``, a ``what``, is a regular file: checked before
+    it is read, since a pipe or a device never ends."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path}: not a regular file ({why})")
 
 
 def read_plain_yaml(
@@ -27,12 +38,7 @@ def read_plain_yaml(
     """The YAML document in ``path``, a ``what`` (``"data YAML"``), or ``ValueError`` in one line starting with
     ``path``. ``check(path)`` runs once the file is known to be a regular one of at most ``max_bytes``, before it is
     read; ``refused`` ends the line about a YAML tag (why tags are refused)."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
-    if not stat.S_ISREG(mode):
-        raise ValueError(f"{path}: not a regular file (a {what} is a text file)")
+    check_regular_file(path, what, f"a {what} is a text file")
     if path.stat().st_size > max_bytes:
         raise ValueError(f"{path}: {path.stat().st_size} bytes, too large for a {what}")
     if check is not None:
